@@ -1,0 +1,170 @@
+"""The alert watch: the last task of a pipeline's DAG (trigger rule ``all_done``).
+
+* Every other task succeeded (or skipped): this run resolves its own open alerts and every open
+  alert of the pipeline raised before this run started ("a later run succeeded"), and sends one "recovered" message for each
+  SLA miss / task failure / freshness timeout that was open.
+* Something failed: when ``alerts.escalation`` is set and this run raised a failed-check or
+  task-failure alert, the task defers (holding no worker slot) to ``EscalationTrigger`` until
+  ``after`` past that alert, escalates what is still unacknowledged and unresolved, and then fails
+  again, so the run's state stays "failed". Without escalation it fails at once.
+
+Airflow 3.3 has no per-task deadlines, so a failed check cannot have a Deadline Alert of its own:
+this task is the per-check deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+log = logging.getLogger(__name__)
+
+TASK_ID = "dataops_alert_watch"
+WATCHED_EVENTS = ("check_failed", "task_failed")
+RECOVERABLE_EVENTS = {"sla_miss", "task_failed", "freshness_timeout"}
+FAILED_STATES = {"failed", "upstream_failed"}
+POLL_SECONDS = 15.0
+
+
+class AlertWatchOperator(BaseOperator):
+    """Resolve alerts when the run succeeded; escalate unacknowledged failures when it did not."""
+
+    ui_color = "#fde2e2"
+
+    def __init__(self, *, ctx: dict[str, Any], alerts: dict[str, Any] | None, notifications: bool = True, **kwargs):
+        kwargs.setdefault("trigger_rule", "all_done")
+        kwargs.setdefault("retries", 0)
+        super().__init__(**kwargs)
+        self.ctx = ctx
+        self.alerts = alerts or {}
+        self.notifications = notifications
+
+    def _tasks_in(self, context, wanted: set[str] | frozenset[str]) -> list[str]:
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+        return sorted(t for t, s in states.items() if t != self.task_id and str(s).split(".")[-1].lower() in wanted)
+
+    def _failed_tasks(self, context) -> list[str]:
+        return self._tasks_in(context, FAILED_STATES)
+
+    def execute(self, context) -> dict[str, Any]:
+        from airflow_dataops.store import alerts as store
+
+        ti = context["ti"]
+        dag_id, run_id = ti.dag_id, ti.run_id
+        engine = store.store_engine()
+        failed = self._failed_tasks(context)
+        skipped = [] if failed else self._tasks_in(context, {"skipped"})
+        if skipped:
+            # A skipped run (a source timed out with on_timeout: skip) produced no data: it proves
+            # nothing, so it resolves no alert and sends no "recovered".
+            self.log.info("run skipped %s: no alert is resolved", ", ".join(skipped))
+            return {"resolved": 0, "skipped": skipped}
+        if not failed:
+            started = getattr(context.get("dag_run"), "start_date", None)
+            return self._resolve(engine, dag_id, run_id, started)
+        escalation = self.alerts.get("escalation") or {}
+        incidents = store.run_incidents(engine, dag_id, run_id, WATCHED_EVENTS)
+        message = f"upstream task(s) failed: {', '.join(failed)}"
+        if not escalation.get("to") or not incidents:
+            raise AirflowFailException(message)
+        moment = incidents[0]["created_at"] + dt.timedelta(seconds=float(escalation["after"]))
+        self.log.info("%s; escalating to %s at %s unless acknowledged or resolved first (airflow-dataops ack %s --run %s)",
+                      message, escalation["to"], moment.isoformat(), dag_id, run_id)
+        self.defer(
+            trigger=EscalationTrigger(
+                ctx=self.ctx, alerts=self.alerts, notifications=self.notifications, dag_id=dag_id, run_id=run_id,
+                moment=moment.isoformat(),
+                incidents=[{"event": i["event"], "subject": i["subject"]} for i in incidents],
+            ),
+            method_name="execute_complete",
+            kwargs={"failed": failed},
+        )
+
+    def execute_complete(self, context, event: dict[str, Any], failed: list[str] | None = None) -> None:
+        self.log.info("escalation: %s", event)
+        raise AirflowFailException(f"upstream task(s) failed: {', '.join(failed or [])}")
+
+    def _resolve(self, engine, dag_id: str, run_id: str, started: dt.datetime | None) -> dict[str, Any]:
+        """Resolve this run's alerts, and those raised before this run started (a run that began
+        before an alert, such as a concurrent older run, proves nothing about it)."""
+        from airflow_dataops.alerting import channels as channel_mod
+        from airflow_dataops.alerting.dispatch import deliver, run_ctx
+        from airflow_dataops.alerting.message import make_alert
+        from airflow_dataops.store import alerts as store
+
+        same = store.resolve(engine, dag_id, "same_run_succeeded", run_ids=[run_id])
+        earlier = store.resolve(engine, dag_id, "later_run_succeeded", created_before=started or store.utcnow())
+        ctx = run_ctx(self.ctx, {"dag_id": dag_id})
+        for item in same + earlier:
+            if item["event"] not in RECOVERABLE_EVENTS:
+                continue
+            alert = make_alert(
+                ctx, item["run_id"], "recovered", f"{item['event']}:{item['subject']}",
+                f"Run {run_id} of {dag_id} succeeded: the {item['event'].replace('_', ' ')} of run "
+                f"{item['run_id']} ({item['subject']}) is resolved.",
+                {"resolved_by_run": run_id}, title=f"Recovered: {item['event'].replace('_', ' ')}",
+            )
+            deliver(alert, channel_mod.route(self.alerts, "recovered"), notifications=self.notifications, engine=engine)
+        self.log.info("run succeeded: resolved %d open alert(s) of this run and %d earlier", len(same), len(earlier))
+        return {"resolved": len(same) + len(earlier)}
+
+
+class EscalationTrigger(BaseTrigger):
+    """Wait until an absolute moment (restarts do not extend the wait), polling the results store so
+    an acknowledgement or resolution ends the wait early; then escalate what is still open."""
+
+    def __init__(self, *, ctx, alerts, notifications, dag_id, run_id, moment: str, incidents: list[dict[str, str]]):
+        super().__init__()
+        self.ctx, self.alerts, self.notifications = ctx, alerts, notifications
+        self.dag_id, self.run_id, self.moment, self.incidents = dag_id, run_id, moment, incidents
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"ctx": self.ctx, "alerts": self.alerts, "notifications": self.notifications, "dag_id": self.dag_id,
+             "run_id": self.run_id, "moment": self.moment, "incidents": self.incidents},
+        )
+
+    async def _all_closed(self, engine) -> bool:
+        from airflow_dataops.store import alerts as store
+
+        for item in self.incidents:
+            state = await asyncio.to_thread(store.incident, engine, self.dag_id, self.run_id, item["event"], item["subject"])
+            if state is not None and not (state["acknowledged"] or state["resolved"]):
+                return False
+        return True
+
+    async def run(self):
+        from airflow_dataops.alerting.callbacks import escalate, preload
+
+        await preload()
+        from airflow_dataops.alerting.dispatch import run_ctx
+        from airflow_dataops.alerting.message import make_alert
+        from airflow_dataops.store import alerts as store
+
+        moment = dt.datetime.fromisoformat(self.moment)
+        engine = await asyncio.to_thread(store.store_engine)
+        while True:
+            remaining = (moment - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            if remaining <= 0:
+                break
+            if await self._all_closed(engine):
+                yield TriggerEvent({"escalated": {}, "closed_before_escalation": True})
+                return
+            await asyncio.sleep(min(POLL_SECONDS, remaining))
+        after = float((self.alerts.get("escalation") or {}).get("after") or 0)
+        ctx = run_ctx(self.ctx, {"dag_id": self.dag_id})
+        escalated: dict[str, Any] = {}
+        for item in self.incidents:
+            state = await asyncio.to_thread(store.incident, engine, self.dag_id, self.run_id, item["event"], item["subject"])
+            summary = (state or {}).get("message") or f"{item['event'].replace('_', ' ').capitalize()}: {item['subject']}."
+            alert = make_alert(ctx, self.run_id, item["event"], item["subject"], summary)
+            escalated[f"{item['event']}:{item['subject']}"] = await escalate(ctx, self.alerts, self.notifications, alert, after)
+        yield TriggerEvent({"escalated": escalated})

@@ -1,0 +1,144 @@
+"""One message builder for every channel: an alert (a plain JSON-able dict) becomes Slack blocks with
+a plain-text fallback, an email with text and HTML parts, and a generic JSON payload.
+
+An alert dict holds: event, subject, severity, tier, title, summary, pipeline, dag_id, run_id,
+environment, owner, run_url, details (observed/expected and friends), escalated_from (tier > 0).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+SEVERITY = {
+    "check_failed": "error",
+    "check_warned": "warning",
+    "task_failed": "error",
+    "freshness_timeout": "error",
+    "sla_miss": "error",
+    "recovered": "info",
+}
+EMOJI = {"info": ":large_green_circle:", "warning": ":warning:", "error": ":red_circle:", "critical": ":rotating_light:"}
+EVENT_LABEL = {
+    "check_failed": "Check failed",
+    "check_warned": "Check warning",
+    "task_failed": "Task failed",
+    "freshness_timeout": "Data not fresh",
+    "sla_miss": "SLA missed",
+    "recovered": "Recovered",
+}
+
+
+def run_url(dag_id: str, run_id: str, base_url: str | None = None) -> str | None:
+    """Link to the run in the Airflow UI: ``[api] base_url`` + ``/dags/{dag_id}/runs/{run_id}``."""
+    if not base_url:
+        try:
+            from airflow.configuration import conf
+
+            base_url = conf.get("api", "base_url", fallback=None)
+        except Exception:  # pragma: no cover - outside Airflow
+            base_url = None
+    if not base_url:
+        return None
+    return f"{base_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def make_alert(
+    ctx: dict[str, Any],
+    run_id: str,
+    event: str,
+    subject: str,
+    summary: str,
+    details: dict[str, Any] | None = None,
+    *,
+    title: str | None = None,
+    severity: str | None = None,
+    tier: int = 0,
+) -> dict[str, Any]:
+    """The alert dict for one event of one run of the pipeline described by ``ctx``."""
+    dag_id = ctx.get("dag_id") or ctx["pipeline"]
+    return {
+        "event": event,
+        "subject": subject,
+        "severity": severity or ("critical" if tier else SEVERITY.get(event, "error")),
+        "tier": tier,
+        "title": title or f"{EVENT_LABEL.get(event, event)}: {subject}",
+        "summary": summary,
+        "pipeline": ctx.get("pipeline") or dag_id,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "environment": ctx.get("environment") or "unknown",
+        "owner": ctx.get("owner") or "unknown",
+        "run_url": run_url(dag_id, run_id, ctx.get("ui_base_url")),
+        "details": details or {},
+    }
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    text: str
+    blocks: list[dict[str, Any]]
+    html: str
+    payload: dict[str, Any]
+
+
+def _facts(alert: dict[str, Any]) -> list[tuple[str, str]]:
+    facts = [
+        ("Pipeline", alert["pipeline"]),
+        ("Environment", alert["environment"]),
+        ("Run", alert["run_id"]),
+        ("Severity", alert["severity"].upper()),
+        ("Owner", alert["owner"]),
+    ]
+    details = alert.get("details") or {}
+    if "observed" in details or "expected" in details:
+        facts.append(("Observed", _value(details.get("observed"))))
+        facts.append(("Expected", _value(details.get("expected"))))
+    for key, value in details.items():
+        if key not in {"observed", "expected"} and value not in (None, "", [], {}):
+            facts.append((key.replace("_", " ").capitalize(), _value(value)))
+    return facts
+
+
+def build(alert: dict[str, Any]) -> Message:
+    """Render ``alert`` for every channel kind from the same facts."""
+    severity = alert["severity"]
+    prefix = "ESCALATION - " if alert.get("tier") else ""
+    subject = f"[{severity.upper()}] {prefix}{alert['title']} ({alert['pipeline']}, {alert['environment']})"
+    facts = _facts(alert)
+    link = alert.get("run_url")
+    text_lines = [subject, alert["summary"], ""] + [f"{k}: {v}" for k, v in facts]
+    if link:
+        text_lines.append(f"Open in Airflow: {link}")
+    text = "\n".join(text_lines)
+
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"{prefix}{alert['title']}"[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{EMOJI.get(severity, '')} *{severity.upper()}* {alert['summary']}"[:3000]}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in facts[:10]]},
+    ]
+    if link:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"<{link}|Open the run in Airflow>"}})
+
+    rows = "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
+    link_html = f"<p><a href='{html.escape(link)}'>Open the run in Airflow</a></p>" if link else ""
+    body_html = (
+        f"<html><body><h2>{html.escape(prefix + alert['title'])}</h2>"
+        f"<p><b>{html.escape(severity.upper())}</b> {html.escape(alert['summary'])}</p>"
+        f"<table>{rows}</table>{link_html}</body></html>"
+    )
+    payload = {key: alert.get(key) for key in (
+        "event", "subject", "severity", "tier", "title", "summary", "pipeline", "dag_id", "run_id",
+        "environment", "owner", "run_url", "details")}
+    payload["text"] = text
+    return Message(subject=subject, text=text, blocks=blocks, html=body_html, payload=payload)

@@ -1,0 +1,235 @@
+"""``airflow-dataops``: validate pipeline files in CI, render what a pipeline becomes, print the config's
+JSON Schema, acknowledge alerts. ``validate``, ``render`` and ``schema`` need no Airflow database and
+no connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _dags_folder() -> Path:
+    from airflow_dataops.settings import airflow_cfg_value
+
+    configured = airflow_cfg_value("core", "dags_folder")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "dags"
+
+
+def _defaults():
+    from airflow_dataops import settings
+    from airflow_dataops.config.defaults import Defaults
+
+    return Defaults(settings.get("default_conn_id"), settings.get("default_timestamp_column"))
+
+
+def _pipeline_files(paths: list[str]) -> list[tuple[Path, str]]:
+    """(absolute path, name to show) of every pipeline file under the given files/folders."""
+    from airflow_dataops.dag_builder.discovery import PIPELINE_KEY, find_pipeline_files
+
+    out: list[tuple[Path, str]] = []
+    for raw in paths:
+        target = Path(raw)
+        if target.is_dir():
+            for path in find_pipeline_files(target):
+                if PIPELINE_KEY.search(path.read_bytes()):
+                    out.append((path, os.path.relpath(path)))
+        elif target.is_file():
+            out.append((target, os.path.relpath(target)))
+        else:
+            print(f"{raw}: no such file or directory", file=sys.stderr)
+            out.append((target, raw))
+    return out
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from airflow_dataops.config.resolve import environment_names, validate_text
+    from airflow_dataops.config.yaml_loader import load_yaml
+
+    paths = args.paths or [str(_dags_folder())]
+    files = _pipeline_files(paths)
+    defaults = _defaults()
+    problems: list[str] = []
+    names: dict[str, list[str]] = {}
+    for path, shown in files:
+        if not path.is_file():
+            problems.append(f"{shown}:1:1: (top level): file not found")
+            continue
+        content = path.read_bytes()
+        issues = validate_text(content, shown, defaults, base_dir=path.parent)
+        problems += [str(issue) for issue in sorted(issues, key=lambda i: (i.line, i.column))]
+        loaded = load_yaml(content, shown)
+        data = loaded.data
+        for env in args.env or []:
+            defined = environment_names(data) if isinstance(data, dict) else []
+            if isinstance(data, dict) and "environments" in data and env not in defined:
+                line, column = loaded.position(("environments",))
+                problems.append(f"{shown}:{line}:{column}: environments: no environment {env!r} (defines: "
+                                f"{', '.join(defined) or 'none'}): add one, it is required by --env")
+        name = data.get("pipeline", {}).get("name") if isinstance(data, dict) and isinstance(data.get("pipeline"), dict) else None
+        if isinstance(name, str):
+            names.setdefault(name, []).append(shown)
+    for name, shown_files in names.items():
+        if len(shown_files) > 1:
+            for shown in shown_files:
+                others = ", ".join(f for f in shown_files if f != shown)
+                problems.append(f"{shown}:1:1: pipeline.name: {name!r} is also the name of {others}: pipeline names must be unique")
+    for line in problems:
+        print(line)
+    verdict = "ok" if not problems else f"{len(problems)} error(s)"
+    print(f"airflow-dataops validate: {len(files)} pipeline file(s), {verdict}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _find_pipeline(name: str, paths: list[str]) -> Path | None:
+    from airflow_dataops.config.yaml_loader import load_yaml
+
+    for path, _ in _pipeline_files(paths):
+        if not path.is_file():
+            continue
+        data = load_yaml(path.read_bytes(), str(path)).data
+        if isinstance(data, dict) and isinstance(data.get("pipeline"), dict) and data["pipeline"].get("name") == name:
+            return path
+    return None
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from airflow_dataops import settings
+    from airflow_dataops.config.errors import ConfigError
+    from airflow_dataops.config.resolve import resolve
+    from airflow_dataops.dag_builder.spec import build_spec
+
+    path = _find_pipeline(args.name, args.path or [str(_dags_folder())])
+    if path is None:
+        print(f"no pipeline named {args.name!r} under {', '.join(args.path or [str(_dags_folder())])}", file=sys.stderr)
+        return 2
+    environment = args.env or settings.get("environment")
+    try:
+        config = resolve(path.read_bytes(), os.path.relpath(path), environment, _defaults(), base_dir=path.parent)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    spec = build_spec(config, path.parent)
+    if args.json:
+        print(json.dumps(spec, indent=2))
+        return 0
+    print(render_text(spec))
+    return 0
+
+
+def render_text(spec: dict) -> str:
+    schedule = spec["schedule"]
+    if schedule["kind"] == "none":
+        when = "manual (no schedule)"
+    elif schedule["kind"] == "cron":
+        table = "CronDataIntervalTimetable" if schedule["data_interval"] else "CronTriggerTimetable"
+        when = f"{schedule['cron']} ({schedule['timezone']}, {table})"
+    elif schedule["kind"] == "assets":
+        when = "on asset updates: " + ", ".join(schedule["uris"])
+    else:
+        when = schedule["value"]
+    checks = spec["checks"]
+    lines = [
+        f"DAG {spec['dag_id']}  (environment {spec['environment']}, notifications {'on' if spec['notifications'] else 'off'})",
+        f"  file:      {spec['file']}",
+        f"  schedule:  {when}",
+        f"  start:     {spec['start_date']}  catchup={spec['catchup']}  max_active_runs={spec['max_active_runs']}",
+        f"  owner:     {spec['default_args']['owner']}  retries={spec['default_args']['retries']}",
+        f"  tags:      {', '.join(spec['tags'])}",
+        f"  dataset:   {checks['table']} on {checks['conn_id']} (timestamp {checks['timestamp_column']}), publishes {checks['asset']}",
+        "  tasks:",
+    ]
+    for source in spec["sources"]:
+        what = source.get("asset") or f"{source['table']}.{source['timestamp_column']} on {source['conn_id']}"
+        lines.append(f"    wait_for_{source['name']}: freshness sensor ({source['mode']}) {what} newer than {source['max_age_s']:g}s, on timeout {source['on_timeout']}")
+    for task in spec["tasks"]:
+        upstream = f"  <- {', '.join(task['upstream'])}" if task["upstream"] else ""
+        body = task.get("sql") or task.get("bash") or task.get("callable")
+        lines.append(f"    {task['id']}: {task['kind']} {str(body).splitlines()[0][:70]}{upstream}")
+    for source_task, items in checks["frames"].items():
+        lines.append(f"    quality_checks_{source_task}: {len(items)} pandas check(s) on {source_task}'s DataFrame")
+    if checks["items"]:
+        lines.append(f"    quality_checks: {len(checks['items'])} check(s)")
+        for item in checks["items"]:
+            keys = {k: v for k, v in item.items() if k not in ("type", "action", "name")}
+            lines.append(f"      - {item['name']} [{item['type']}, {item.get('action', 'fail')}] {json.dumps(keys)}")
+    if spec.get("sla"):
+        lines.append(f"  sla:       freshness {spec['sla']['freshness']}s after the run is queued (Deadline Alert)")
+    alerts = spec.get("alerts")
+    if alerts:
+        lines.append(f"  alerts:    {json.dumps(alerts['channels'])}")
+        if alerts.get("on"):
+            lines.append(f"    routing: {json.dumps(alerts['on'])}")
+        if alerts.get("escalation"):
+            lines.append(f"    escalation: after {alerts['escalation']['after']:g}s to connection {alerts['escalation']['to']}")
+    return "\n".join(lines)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from airflow_dataops.config.model import PipelineFile
+
+    schema = PipelineFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "airflow-dataops pipeline"
+    print(json.dumps(schema, indent=2))
+    return 0
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    from airflow_dataops.store.alerts import acknowledge
+    from airflow_dataops.store.results import ResultsStore
+
+    store = ResultsStore.default()
+    by = args.by or os.environ.get("USER") or "cli"
+    count = acknowledge(store.engine, args.pipeline, args.run, by)
+    scope = f"run {args.run}" if args.run else "all runs"
+    print(f"acknowledged {count} open alert(s) of {args.pipeline} ({scope}) as {by}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from airflow_dataops.store.results import ResultsStore
+
+    removed = ResultsStore.default().purge(args.days)
+    print("purged: " + ", ".join(f"{table} {count}" for table, count in removed.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="airflow-dataops", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="check pipeline files in every environment (for CI)")
+    p.add_argument("paths", nargs="*", help="files or folders (default: the Airflow dags folder)")
+    p.add_argument("--env", action="append", help="an environment every pipeline must define (repeatable)")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("render", help="show the DAG a pipeline becomes")
+    p.add_argument("name", help="pipeline name (the DAG id)")
+    p.add_argument("--env", help="environment (default: [dataops] environment)")
+    p.add_argument("--path", action="append", help="where to look (default: the dags folder)")
+    p.add_argument("--json", action="store_true", help="print the DAG spec as JSON")
+    p.set_defaults(func=cmd_render)
+    p = sub.add_parser("schema", help="print the JSON Schema of pipeline files (editor completion)")
+    p.set_defaults(func=cmd_schema)
+    p = sub.add_parser("ack", help="acknowledge open alerts so they do not escalate")
+    p.add_argument("pipeline")
+    p.add_argument("--run", help="one run id (default: every open alert of the pipeline)")
+    p.add_argument("--by", help="who acknowledges (default: $USER)")
+    p.set_defaults(func=cmd_ack)
+    p = sub.add_parser("purge", help="delete results older than [dataops] results_retention_days")
+    p.add_argument("--days", type=int, help="override the retention")
+    p.set_defaults(func=cmd_purge)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The parse cache: validated pipelines as plain JSON specs, keyed by file content.
+
+Validating YAML costs more than building a small DAG, and the dag-processor re-parses every 30 s
+(and each worker before every task). Each entry is one small JSON file named by the hash of
+(file content, path, environment, defaults, package version), written atomically, so every
+dag-processor run and every worker on the machine reuses it. The dag_id index lets a worker build
+just the DAG it runs without reading the other pipeline files. Per path, the last valid spec is
+remembered in the index (the key of its last valid entry), so that a file broken by an edit keeps
+its last valid version scheduled. The index is rewritten only when it changes: a steady-state parse
+writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from airflow_dataops import __version__
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    from airflow_dataops import settings
+
+    configured = settings.get("pipelines_cache_dir")
+    if configured:
+        return Path(configured)
+    home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+    return Path(home) / "dataops_cache"
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.blake2b(digest_size=20)
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class SpecCache:
+    def __init__(self, directory: Path, environment: str, defaults_key: str):
+        self.directory = directory
+        self.environment = environment
+        self.salt = f"{__version__}|{environment}|{defaults_key}"
+        self._writable = True
+
+    # -- entries ------------------------------------------------------------------------------
+    def key(self, path: Path, content: bytes) -> str:
+        return _digest(self.salt, str(path), content)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            with open(self.directory / f"{key}.json", "rb") as handle:
+                return json.loads(handle.read())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        self._write(self.directory / f"{key}.json", entry)
+
+    # -- dag_id -> file index -----------------------------------------------------------------
+    def _index_path(self, root: Path) -> Path:
+        return self.directory / f"index-{_digest(self.salt, str(root))}.json"
+
+    def get_index(self, root: Path) -> dict[str, Any]:
+        """``{"dags": {dag_id: relative file}, "last_valid": {relative file: entry key}}``."""
+        try:
+            with open(self._index_path(root), "rb") as handle:
+                index = json.loads(handle.read())
+        except (OSError, ValueError):
+            return {"dags": {}, "last_valid": {}}
+        return index if isinstance(index, dict) and "dags" in index else {"dags": {}, "last_valid": {}}
+
+    def put_index(self, root: Path, index: dict[str, Any]) -> None:
+        if index != self.get_index(root):
+            self._write(self._index_path(root), index)
+
+    def _write(self, target: Path, payload: Any) -> None:
+        if not self._writable:
+            return
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w") as handle:
+                json.dump(payload, handle, separators=(",", ":"))
+            os.replace(tmp, target)
+        except OSError as exc:
+            self._writable = False
+            log.warning("dataops: pipeline cache %s is not writable (%s): parsing stays correct but slower; "
+                        "set [dataops] pipelines_cache_dir to a writable directory", self.directory, exc)

@@ -1,0 +1,398 @@
+"""Freshness sensors: wait until upstream data is young enough, or stop the run with a reason.
+
+``FreshnessSensor`` waits for ``max(timestamp_column)`` of a table to be within ``max_age`` of
+now. It defers to :class:`~airflow_dataops.triggers.freshness.FreshnessTrigger` by default
+(no worker slot while waiting); ``deferrable=False`` uses the classic ``mode="poke"`` or
+``mode="reschedule"``. ``AssetFreshnessSensor`` waits for an Airflow Asset event newer than
+``max_age`` (reschedule mode: triggers cannot read asset events in Airflow 3.3).
+
+On timeout both fail with a message giving the newest timestamp found and how late it is
+(``AirflowSensorTimeout``: not retried), or skip when ``soft_fail=True`` / ``on_timeout="skip"``.
+The final observation (success or timeout) is written to the results store from the worker, and
+a ``freshness_timeout`` alert is dispatched when ``alerts`` are configured.
+
+This module imports cheaply: SQLAlchemy, the trigger and the store load inside methods.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.bases.sensor import PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
+
+from airflow_dataops.config.types import check_identifier, format_duration, parse_duration
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_dataops.triggers.freshness import Observation
+
+#: Extra time the scheduler waits past the trigger's own deadline before failing the deferral
+#: itself (only matters when no triggerer runs at all; a restarted one fires the deadline).
+DEFERRAL_GRACE_S = 300.0
+
+ON_TIMEOUT = ("fail", "skip")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _seconds(value: dt.timedelta | float | str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise ValueError(f"`{name}`: {exc}") from None
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """BaseSensorOperator's own timeout (raised, or turned into a skip by soft_fail)."""
+    return isinstance(exc, AirflowSensorTimeout) or "timed out" in str(exc)
+
+
+def _human(seconds: float) -> str:
+    """``10831`` -> ``"3h 0m 31s"``: every unit from the largest non-zero one down."""
+    seconds = int(round(seconds))
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if parts or seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    parts.append(f"{seconds}s")
+    return " ".join(parts)
+
+
+class _FreshnessBase(BaseSensorOperator):
+    """What both sensors share: timeout policy, the results-store record, the alert."""
+
+    def __init__(
+        self,
+        *,
+        max_age: dt.timedelta | str | float,
+        timeout: dt.timedelta | float | str | None = None,
+        soft_fail: bool = False,
+        on_timeout: str | None = None,
+        pipeline: str | None = None,
+        environment: str | None = None,
+        alerts: dict | None = None,
+        notifications: bool = True,
+        source_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if on_timeout is not None and on_timeout not in ON_TIMEOUT:
+            raise ValueError(f"`on_timeout` must be 'fail' or 'skip', got {on_timeout!r}")
+        super().__init__(timeout=_seconds(timeout, "timeout"), soft_fail=soft_fail or on_timeout == "skip", **kwargs)
+        self.max_age_s = _seconds(max_age, "max_age")
+        if not self.max_age_s or self.max_age_s <= 0:
+            raise ValueError(f"`max_age` must be longer than zero, got {max_age!r}")
+        self.pipeline = pipeline
+        self.environment = environment
+        self.alerts = alerts
+        self.notifications = notifications
+        self.source_name = source_name
+
+    # ---------------------------------------------------------------- helpers
+    def _run_ref(self, context: Context):
+        from airflow_dataops import settings
+        from airflow_dataops.store.results import RunRef
+
+        ti = context["ti"]
+        return RunRef(
+            pipeline=self.pipeline or ti.dag_id,
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=ti.task_id,
+            environment=self.environment or settings.get("environment"),
+            map_index=getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1,
+            try_number=getattr(ti, "try_number", 1) or 1,
+        )
+
+    def _subject(self) -> str:
+        return self.source_name or self.task_id
+
+    def _record(self, context: Context, *, table: str, column: str, obs: Observation) -> None:
+        """Upsert the final observation; a store outage is logged, never changes the outcome."""
+        try:
+            from airflow_dataops.store.results import ResultsStore
+
+            ResultsStore.default().record_freshness(
+                self._run_ref(context),
+                source="sensor",
+                table=table,
+                column=column,
+                newest=obs.newest,
+                observed_at=obs.observed_at,
+                max_age_s=obs.max_age_s,
+                fresh=obs.fresh,
+            )
+        except Exception:  # noqa: BLE001
+            self.log.exception("could not record the freshness observation in the results store")
+
+    def _alert(self, context: Context, message: str, details: dict[str, Any]) -> None:
+        if not self.alerts:
+            return
+        try:
+            from airflow_dataops.alerting.dispatch import dispatch_event
+        except ImportError:
+            self.log.warning("alerting is not available: no freshness_timeout alert sent")
+            return
+        run = self._run_ref(context)
+        ctx = {
+            "pipeline": run.pipeline,
+            "dag_id": run.dag_id,
+            "environment": run.environment,
+            "owner": getattr(self, "owner", None),
+            "notifications": self.notifications,
+            "ui_base_url": None,
+        }
+        try:
+            dispatch_event(
+                ctx, run, "freshness_timeout", self._subject(), message, details, self.alerts, self.notifications
+            )
+        except Exception:  # noqa: BLE001 - alerting must never change the task outcome
+            self.log.exception("sending the freshness_timeout alert failed")
+
+    def _timed_out(self, context: Context, message: str, details: dict[str, Any]):
+        """Log, alert, then skip (soft_fail) or fail without retry."""
+        self.log.error("%s", message)
+        self._alert(context, message, details)
+        if self.soft_fail:
+            raise AirflowSkipException(f"{message} (on_timeout=skip: downstream tasks are skipped)")
+        raise AirflowSensorTimeout(message)
+
+
+class FreshnessSensor(_FreshnessBase):
+    """Wait until the newest ``timestamp_column`` of ``table`` is at most ``max_age`` old.
+
+    :param conn_id: Airflow connection of the database (any common-sql connection).
+    :param table: table, optionally schema-qualified (``analytics.orders``).
+    :param timestamp_column: column whose maximum is the newest row's time.
+    :param max_age: ``timedelta``, seconds, or a duration like ``"2 hours"``.
+    :param where: optional filter, one SQL condition (templated), e.g. ``"region = 'eu'"``.
+    :param timezone: IANA zone of naive timestamps (default UTC).
+    :param deferrable: wait in the triggerer (default). ``False`` uses ``mode`` instead.
+    :param timeout: how long to wait (timedelta, seconds, or duration text) before giving up.
+    :param soft_fail: skip instead of fail on timeout (same as ``on_timeout="skip"``).
+    :param on_timeout: ``"fail"`` (default) or ``"skip"``.
+    :param pipeline: pipeline name for the results store (default: the DAG id).
+    :param environment: environment for the results store and alerts (default ``[dataops] environment``).
+    :param alerts: the pipeline's ``alerts`` section; when given a timeout sends ``freshness_timeout``.
+    :param notifications: False silences alerts for this environment.
+    :param source_name: name of this source in alerts and the UI (default: the task id).
+
+    Returns (XCom) ``{"table", "newest", "lag_s", "max_age_s", "observed_at", "fresh"}``.
+    """
+
+    template_fields = ("where",)
+    ui_color = "#d9f0e3"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        table: str,
+        timestamp_column: str,
+        max_age: dt.timedelta | str | float,
+        where: str | None = None,
+        timezone: str | None = None,
+        deferrable: bool = True,
+        poke_interval: dt.timedelta | float = 60,
+        timeout: dt.timedelta | float | str | None = None,
+        soft_fail: bool = False,
+        on_timeout: str | None = None,
+        mode: str = "poke",
+        pipeline: str | None = None,
+        environment: str | None = None,
+        alerts: dict | None = None,
+        notifications: bool = True,
+        source_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            max_age=max_age,
+            timeout=timeout,
+            soft_fail=soft_fail,
+            on_timeout=on_timeout,
+            pipeline=pipeline,
+            environment=environment,
+            alerts=alerts,
+            notifications=notifications,
+            source_name=source_name,
+            poke_interval=poke_interval,
+            mode=mode,
+            **kwargs,
+        )
+        self.conn_id = conn_id
+        self.table = check_identifier(table, dotted=True)
+        self.timestamp_column = check_identifier(timestamp_column)
+        self.where = where
+        self._raw_where = where  # before templating: does it refer to the run's data interval?
+        self.timezone = timezone
+        self.deferrable = deferrable
+        self._last: Observation | None = None
+
+    # ------------------------------------------------------------- observing
+    def _where_sql(self) -> str | None:
+        from airflow_dataops.engine.sql_objects import validate_where
+
+        if self.where is None or not str(self.where).strip():
+            return None
+        return validate_where(str(self.where))
+
+    def _observe(self) -> Observation:
+        from airflow_dataops.triggers.freshness import observe_freshness
+
+        from airflow_dataops import settings
+
+        obs = observe_freshness(
+            self.conn_id, self.table, self.timestamp_column, self.max_age_s, self._where_sql(), self.timezone,
+            timeout_s=float(settings.get_int("statement_timeout")),
+        )
+        self._last = obs
+        self.log.info(
+            "%s.%s newest=%s lag=%s max_age=%s fresh=%s",
+            self.table,
+            self.timestamp_column,
+            obs.newest.isoformat() if obs.newest else None,
+            _human(obs.lag_s) if obs.lag_s is not None else None,
+            format_duration(dt.timedelta(seconds=self.max_age_s)),
+            obs.fresh,
+        )
+        return obs
+
+    def _result(self, obs: Observation) -> dict[str, Any]:
+        return {"table": self.table, **obs.to_payload(), "fresh": obs.fresh}
+
+    def _succeed(self, context: Context, obs: Observation) -> dict[str, Any]:
+        self._record(context, table=self.table, column=self.timestamp_column, obs=obs)
+        return self._result(obs)
+
+    def timeout_message(self, obs: Observation | None, waited_s: float | None = None) -> str:
+        where = f" where ({self.where})" if self.where else ""
+        head = f"{self._subject()}: {self.table}.{self.timestamp_column}{where} on connection {self.conn_id!r}"
+        allowed = format_duration(dt.timedelta(seconds=self.max_age_s))
+        waited = f" after waiting {_human(waited_s)}" if waited_s is not None else ""
+        if obs is None:
+            return f"{head} could not be checked before the timeout{waited}."
+        if obs.newest is None:
+            return f"{head} is stale{waited}: no row has a timestamp (max is NULL); allowed age {allowed}."
+        return (
+            f"{head} is stale{waited}: newest timestamp {obs.newest.isoformat()} is {_human(obs.lag_s)} old, "
+            f"{_human(obs.late_by_s)} late (allowed age {allowed}, checked at {obs.observed_at.isoformat()})."
+        )
+
+    def _fail_timeout(self, context: Context, obs: Observation | None, waited_s: float | None):
+        if obs is not None:
+            self._record(context, table=self.table, column=self.timestamp_column, obs=obs)
+        details = {"table": self.table, "column": self.timestamp_column, "conn_id": self.conn_id}
+        if obs is not None:
+            details |= self._result(obs)
+        self._timed_out(context, self.timeout_message(obs, waited_s), details)
+
+    # -------------------------------------------------------------- running
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        obs = self._observe()
+        return PokeReturnValue(True, self._result(obs)) if obs.fresh else False
+
+    def execute(self, context: Context) -> Any:
+        from airflow_dataops.engine.run_window import filter_cannot_apply
+
+        why = filter_cannot_apply(self._raw_where, context)
+        if why:
+            self.log.warning("`where` dropped: this run %s (manual or asset-triggered), so the newest row of the "
+                             "whole table counts (filter was %r)", why, self._raw_where)
+            self.where = None
+        if not self.deferrable:
+            try:
+                result = super().execute(context)
+            except (AirflowSensorTimeout, AirflowSkipException) as exc:
+                if not _is_timeout(exc):
+                    raise
+                # BaseSensorOperator's timeout (poke or reschedule clock): say what was found.
+                self._fail_timeout(context, self._last, self.timeout)
+            if self._last is not None:
+                self._record(context, table=self.table, column=self.timestamp_column, obs=self._last)
+            return result
+        return self._defer_or_finish(context)
+
+    def _defer_or_finish(self, context: Context) -> Any:
+        from airflow_dataops.triggers.freshness import FreshnessTrigger, describe_error, is_transient
+
+        started = _utcnow()
+        try:
+            obs = self._observe()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self.log.warning("database unreachable (%s): deferring, the trigger retries", describe_error(exc))
+        else:
+            if obs.fresh:  # fresh already: no trigger needed
+                return self._succeed(context, obs)
+        deadline = started + dt.timedelta(seconds=self.timeout)
+        if self.timeout <= 0:
+            self._fail_timeout(context, self._last, 0.0)
+        self.defer(
+            trigger=FreshnessTrigger(
+                conn_id=self.conn_id,
+                table=self.table,
+                timestamp_column=self.timestamp_column,
+                max_age_s=self.max_age_s,
+                where_sql=self._where_sql(),
+                timezone=self.timezone,
+                poke_interval=self.poke_interval,
+                deadline=deadline.isoformat(),
+            ),
+            method_name="execute_complete",
+            timeout=dt.timedelta(seconds=self.timeout + DEFERRAL_GRACE_S + self.poke_interval),
+        )
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context):
+        # BaseSensorOperator re-wraps every AirflowException (our own skip included) into a bare
+        # "Skipping due to soft_fail" skip: keep ours, it says what was late and by how much.
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException as exc:
+            if isinstance(exc.__cause__, AirflowSkipException):
+                raise exc.__cause__ from None
+            raise
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger. Idempotent: a repeated event gives the same outcome and row."""
+        from airflow_dataops.triggers.freshness import Observation
+
+        if not event or "status" not in event:
+            raise AirflowException(f"{self._subject()}: the freshness trigger returned no event ({event!r})")
+        status = event["status"]
+        self.log.info(
+            "freshness trigger event: status=%s polls=%s observed_at=%s deadline=%s",
+            status, event.get("polls"), event.get("observed_at"), event.get("deadline"),
+        )
+        obs = Observation.from_payload(event) if event.get("observed_at") and status != "error" else None
+        if status == "fresh" and obs is not None:
+            self.log.info("%s is fresh after %s poll(s) in the triggerer", self.table, event.get("polls"))
+            return {**self._succeed(context, obs), "polls": event.get("polls")}
+        if status == "timeout":
+            self._fail_timeout(context, obs, self.timeout)
+        kind = event.get("error_kind")
+        how = "was unreachable until the deadline" if kind == "unreachable" else "could not be checked"
+        raise AirflowException(
+            f"{self._subject()}: freshness of {self.table}.{self.timestamp_column} on connection "
+            f"{self.conn_id!r} {how}: {event.get('error')}"
+        )
+
+
+def __getattr__(name: str):
+    # The asset form lives in its own module; this keeps `from ...sensors.freshness import
+    # AssetFreshnessSensor` working.
+    if name == "AssetFreshnessSensor":
+        from airflow_dataops.sensors.asset_freshness import AssetFreshnessSensor
+
+        return AssetFreshnessSensor
+    raise AttributeError(name)

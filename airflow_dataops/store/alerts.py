@@ -1,0 +1,328 @@
+"""Alert claims, acknowledgements, resolutions and the audit trail, on ``dataops_alerts`` and
+``dataops_audit``.
+
+One row of ``dataops_alerts`` per (run, event, subject, tier, channel). A sender *claims* the row
+(inserts it with status ``claimed``) before anything goes out, so retries, duplicate triggers and
+several schedulers send each alert once: whoever loses the insert race skips. A row whose send
+failed may be claimed again (status ``failed`` -> ``claimed`` in one UPDATE, so again only one
+claimer wins). Every step also writes an audit row: that is the history the UI shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from airflow_dataops.store.schema import alerts as alerts_table
+from airflow_dataops.store.schema import audit as audit_table
+from airflow_dataops.store.schema import check_results
+
+log = logging.getLogger(__name__)
+
+OPEN_EVENTS = ("check_failed", "check_warned", "task_failed", "freshness_timeout", "sla_miss")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def store_engine() -> Engine:
+    """The results store engine of this process (``ResultsStore.default()``: one per process,
+    ``[dataops] results_conn_id`` and AIRFLOW_HOME; schema ensured)."""
+    from airflow_dataops.store.results import ResultsStore
+
+    return ResultsStore.default().engine
+
+
+def _audit_row(alert: dict[str, Any], kind: str, **values: Any) -> dict[str, Any]:
+    return {
+        "pipeline": alert["pipeline"],
+        "dag_id": alert["dag_id"],
+        "run_id": alert.get("run_id"),
+        "kind": kind,
+        "event": alert.get("event"),
+        "at": utcnow(),
+        **values,
+    }
+
+
+def _key(alert: dict[str, Any], channel: str):
+    return and_(
+        alerts_table.c.dag_id == alert["dag_id"],
+        alerts_table.c.run_id == alert["run_id"],
+        alerts_table.c.event == alert["event"],
+        alerts_table.c.subject == alert["subject"],
+        alerts_table.c.tier == alert.get("tier", 0),
+        alerts_table.c.channel == channel,
+    )
+
+
+def _alert_row(alert: dict[str, Any], channel: str, status: str, message: str | None) -> dict[str, Any]:
+    return {
+        "pipeline": alert["pipeline"],
+        "dag_id": alert["dag_id"],
+        "run_id": alert["run_id"],
+        "environment": alert["environment"],
+        "event": alert["event"],
+        "subject": alert["subject"],
+        "tier": alert.get("tier", 0),
+        "channel": channel,
+        "severity": alert["severity"],
+        "status": status,
+        "message": message,
+        "created_at": utcnow(),
+    }
+
+
+def claim(engine: Engine, alert: dict[str, Any], channel: str, message: str) -> int | None:
+    """Claim the send of ``alert`` on ``channel``; the row id when this caller won, else None."""
+    row = _alert_row(alert, channel, "claimed", message)
+    try:
+        with engine.begin() as conn:
+            return conn.execute(insert(alerts_table).values(**row)).inserted_primary_key[0]
+    except IntegrityError:
+        pass
+    # A send that failed before may be retried by exactly one claimer.
+    with engine.begin() as conn:
+        found = conn.execute(
+            select(alerts_table.c.id).where(_key(alert, channel), alerts_table.c.status == "failed")
+        ).scalar()
+        if found is None:
+            return None
+        won = conn.execute(
+            update(alerts_table)
+            .where(alerts_table.c.id == found, alerts_table.c.status == "failed")
+            .values(status="claimed", error=None)
+        ).rowcount
+    return found if won == 1 else None
+
+
+def finish(engine: Engine, alert: dict[str, Any], alert_id: int, channel: str, error: str | None) -> None:
+    """Record the outcome of a claimed send (and its audit row)."""
+    now = utcnow()
+    status = "failed" if error else "sent"
+    kind = "escalation" if alert.get("tier", 0) else ("recovered" if alert["event"] == "recovered" else "alert")
+    with engine.begin() as conn:
+        conn.execute(
+            update(alerts_table)
+            .where(alerts_table.c.id == alert_id)
+            .values(status=status, error=error, sent_at=None if error else now)
+        )
+        conn.execute(
+            insert(audit_table).values(
+                **_audit_row(alert, kind, channel=channel, outcome=status, detail=alert.get("title"), error=error)
+            )
+        )
+
+
+def record_error(engine: Engine, alert: dict[str, Any], channel: str, error: str) -> None:
+    """A channel that could not even be prepared (missing connection, bad type): recorded as failed."""
+    alert_id = claim(engine, alert, channel, alert.get("summary", ""))
+    if alert_id is not None:
+        finish(engine, alert, alert_id, channel, error)
+
+
+def record_suppressed(engine: Engine, alert: dict[str, Any], channel: str, reason: str) -> bool:
+    """``notifications: false``: keep the alert (status ``suppressed``) and audit it; nothing is sent."""
+    row = _alert_row(alert, channel, "suppressed", alert.get("summary"))
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(alerts_table).values(**row))
+            conn.execute(
+                insert(audit_table).values(
+                    **_audit_row(alert, "suppressed", channel=channel, outcome="suppressed", detail=reason)
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def audit(engine: Engine, alert: dict[str, Any], kind: str, outcome: str, detail: str, actor: str | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(audit_table).values(**_audit_row(alert, kind, outcome=outcome, detail=detail, actor=actor)))
+
+
+def _open_clause():
+    return and_(
+        alerts_table.c.acknowledged_at.is_(None),
+        alerts_table.c.resolved_at.is_(None),
+        alerts_table.c.event.in_(OPEN_EVENTS),
+        alerts_table.c.tier == 0,
+    )
+
+
+def open_alerts(engine: Engine, dag_id: str | None = None) -> list[dict[str, Any]]:
+    """First-tier alerts nobody has acknowledged and nothing has resolved, oldest first."""
+    stmt = select(alerts_table).where(_open_clause()).order_by(alerts_table.c.created_at, alerts_table.c.id)
+    if dag_id is not None:
+        stmt = stmt.where(alerts_table.c.dag_id == dag_id)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(stmt)]
+
+
+def acknowledge(engine: Engine, dag_id: str, run_id: str | None, by: str) -> int:
+    """Acknowledge the open alerts of a pipeline (one run, or every run): escalation stops.
+
+    Returns how many alert rows were acknowledged; each acknowledged (run, event, subject) gets an
+    audit row naming ``by``."""
+    now = utcnow()
+    where = [alerts_table.c.dag_id == dag_id, _open_clause()]
+    if run_id is not None:
+        where.append(alerts_table.c.run_id == run_id)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(alerts_table.c.id, alerts_table.c.pipeline, alerts_table.c.run_id, alerts_table.c.event,
+                   alerts_table.c.subject).where(*where)
+        ).all()
+        if not rows:
+            return 0
+        ids = [row.id for row in rows]
+        conn.execute(
+            update(alerts_table).where(alerts_table.c.id.in_(ids)).values(acknowledged_at=now, acknowledged_by=by)
+        )
+        for pipeline, run, event, subject in sorted({(r.pipeline, r.run_id, r.event, r.subject) for r in rows}):
+            conn.execute(
+                insert(audit_table).values(
+                    pipeline=pipeline, dag_id=dag_id, run_id=run, kind="ack", event=event,
+                    outcome="recorded", actor=by, detail=f"acknowledged {event} {subject}", at=now,
+                )
+            )
+    return len(ids)
+
+
+def resolve(
+    engine: Engine,
+    dag_id: str,
+    resolution: str,
+    *,
+    run_ids: Iterable[str] | None = None,
+    created_before: dt.datetime | None = None,
+    event: str | None = None,
+    subject: str | None = None,
+    actor: str | None = None,
+) -> list[dict[str, Any]]:
+    """Mark open alerts resolved; returns the distinct (pipeline, run_id, event, subject) resolved."""
+    now = utcnow()
+    where = [alerts_table.c.dag_id == dag_id, alerts_table.c.resolved_at.is_(None),
+             alerts_table.c.event.in_(OPEN_EVENTS)]
+    if run_ids is not None:
+        where.append(alerts_table.c.run_id.in_(list(run_ids)))
+    if created_before is not None:
+        where.append(alerts_table.c.created_at <= created_before)
+    if event is not None:
+        where.append(alerts_table.c.event == event)
+    if subject is not None:
+        where.append(alerts_table.c.subject == subject)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(alerts_table.c.id, alerts_table.c.pipeline, alerts_table.c.run_id, alerts_table.c.event,
+                   alerts_table.c.subject, alerts_table.c.acknowledged_at, alerts_table.c.tier).where(*where)
+        ).all()
+        if not rows:
+            return []
+        conn.execute(
+            update(alerts_table)
+            .where(alerts_table.c.id.in_([r.id for r in rows]))
+            .values(resolved_at=now, resolution=resolution)
+        )
+        resolved = sorted({(r.pipeline, r.run_id, r.event, r.subject) for r in rows if r.tier == 0})
+        for pipeline, run, ev, subj in resolved:
+            conn.execute(
+                insert(audit_table).values(
+                    pipeline=pipeline, dag_id=dag_id, run_id=run, kind="recovered", event=ev,
+                    outcome="recorded", actor=actor, detail=f"resolved {ev} {subj}: {resolution}", at=now,
+                )
+            )
+    return [{"pipeline": p, "run_id": r, "event": e, "subject": s} for p, r, e, s in resolved]
+
+
+def incident(engine: Engine, dag_id: str, run_id: str, event: str, subject: str) -> dict[str, Any] | None:
+    """The state of one first-tier alert across its channels: when it was first raised, and whether it
+    was acknowledged or resolved. None when it was never raised (or only suppressed)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(alerts_table).where(
+                alerts_table.c.dag_id == dag_id,
+                alerts_table.c.run_id == run_id,
+                alerts_table.c.event == event,
+                alerts_table.c.subject == subject,
+                alerts_table.c.tier == 0,
+            )
+        ).all()
+    if not rows:
+        return None
+    return {
+        "created_at": min(r.created_at for r in rows),
+        "acknowledged_by": next((r.acknowledged_by for r in rows if r.acknowledged_at), None),
+        "acknowledged": any(r.acknowledged_at is not None for r in rows),
+        "resolved": next((r.resolution for r in rows if r.resolved_at is not None), None),
+        "suppressed": all(r.status == "suppressed" for r in rows),
+        "message": next((r.message for r in rows if r.message), None),
+    }
+
+
+def run_incidents(engine: Engine, dag_id: str, run_id: str, events: Iterable[str]) -> list[dict[str, Any]]:
+    """Distinct first-tier (event, subject) alerts of one run, with their earliest time."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(alerts_table.c.event, alerts_table.c.subject, alerts_table.c.created_at, alerts_table.c.status)
+            .where(alerts_table.c.dag_id == dag_id, alerts_table.c.run_id == run_id,
+                   alerts_table.c.tier == 0, alerts_table.c.event.in_(list(events)))
+        ).all()
+    found: dict[tuple[str, str], dt.datetime] = {}
+    for row in rows:
+        if row.status == "suppressed":
+            continue
+        key = (row.event, row.subject)
+        found[key] = min(found.get(key, row.created_at), row.created_at)
+    return [{"event": e, "subject": s, "created_at": t} for (e, s), t in sorted(found.items(), key=lambda kv: kv[1])]
+
+
+def previous_check_status(engine: Engine, dag_id: str, check_name: str, run_id: str) -> str | None:
+    """Status of the same check in the run before this one (None: never ran). "Before" is by the
+    check's own time, so clearing an old run, or runs overlapping, never compares with a later run."""
+    this_run = (
+        select(func.min(check_results.c.checked_at))
+        .where(check_results.c.dag_id == dag_id, check_results.c.check_name == check_name,
+               check_results.c.run_id == run_id)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(check_results.c.status)
+        .where(check_results.c.dag_id == dag_id, check_results.c.check_name == check_name,
+               check_results.c.run_id != run_id, or_(this_run.is_(None), check_results.c.checked_at < this_run))
+        .order_by(check_results.c.checked_at.desc(), check_results.c.id.desc())
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        return conn.execute(stmt).scalar()
+
+
+def task_had_failed_checks(engine: Engine, dag_id: str, run_id: str, task_id: str) -> bool:
+    """Whether the task recorded failing checks in this run (their alerts already said it)."""
+    stmt = select(check_results.c.id).where(
+        check_results.c.dag_id == dag_id, check_results.c.run_id == run_id, check_results.c.task_id == task_id,
+        or_(check_results.c.status == "failed", check_results.c.status == "error"),
+    ).limit(1)
+    with engine.connect() as conn:
+        return conn.execute(stmt).scalar() is not None
+
+
+def alert_rows(engine: Engine, dag_id: str, run_id: str | None = None) -> list[dict[str, Any]]:
+    stmt = select(alerts_table).where(alerts_table.c.dag_id == dag_id).order_by(alerts_table.c.id)
+    if run_id is not None:
+        stmt = stmt.where(alerts_table.c.run_id == run_id)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def audit_rows(engine: Engine, dag_id: str) -> list[dict[str, Any]]:
+    stmt = select(audit_table).where(audit_table.c.dag_id == dag_id).order_by(audit_table.c.id)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]

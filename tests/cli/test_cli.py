@@ -1,0 +1,115 @@
+"""`airflow-dataops` as CI and people use it: real subprocesses, real files, the real store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import sqlalchemy as sa
+
+from airflow_dataops.config.yaml_loader import load_yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BAD = REPO / "tests" / "config" / "bad"
+
+
+def cli(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    env.update(AIRFLOW_HOME=str(home))
+    env.pop("AIRFLOW__CORE__DAGS_FOLDER", None)
+    return subprocess.run([sys.executable, "-m", "airflow_dataops.cli.main", *args], env=env, cwd=cwd or REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_validate_passes_the_examples_and_needs_no_airflow_database(tmp_path):
+    out = cli("validate", str(REPO / "dags"), home=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 pipeline file(s), ok" in out.stderr
+    assert not (tmp_path / "airflow.db").exists()  # no metadata database was created or needed
+
+
+def test_validate_prints_every_error_as_file_line_col_and_fails(tmp_path):
+    folder = tmp_path / "dags"
+    shutil.copytree(BAD, folder)
+    out = cli("validate", "dags", home=tmp_path, cwd=tmp_path)
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    assert "dags/unknown_key.yaml:7:5: quality_checks[0].treshold: unknown key `treshold`: did you mean `threshold`?" in lines
+    assert any(line.startswith("dags/bad_override.yaml:11:9: environments[1].quality_checks[0].min:") for line in lines)
+    for line in lines:
+        file, line_no, col, rest = line.split(":", 3)
+        assert file.startswith("dags/") and int(line_no) > 0 and int(col) > 0 and rest.startswith(" ")
+
+
+def test_validate_env_requires_the_environment_ci_deploys_to(tmp_path):
+    ok = cli("validate", str(REPO / "dags"), "--env", "production", home=tmp_path)
+    assert ok.returncode == 0, ok.stdout
+    missing = cli("validate", str(BAD / "missing_environment.yaml"), "--env", "production", home=tmp_path)
+    assert missing.returncode == 1
+    assert "no environment 'production' (defines: staging)" in missing.stdout
+
+
+def test_validate_uses_the_airflow_dags_folder_by_default(tmp_path):
+    (tmp_path / "dags").mkdir()
+    shutil.copy(BAD / "duplicate_key.yaml", tmp_path / "dags" / "p.yaml")
+    (tmp_path / "airflow.cfg").write_text(f"[core]\ndags_folder = {tmp_path / 'dags'}\n")
+    out = cli("validate", home=tmp_path)
+    assert out.returncode == 1 and "duplicate key 'owner'" in out.stdout
+
+
+def test_render_shows_schedule_tasks_checks_and_alerts_per_environment(tmp_path):
+    prod = cli("render", "orders_daily", "--env", "production", "--path", str(REPO / "dags"), home=tmp_path)
+    assert prod.returncode == 0, prod.stderr
+    assert "schedule:  0 5 * * * (UTC, CronTriggerTimetable)" in prod.stdout
+    assert "- sla_completeness [completeness, fail]" in prod.stdout
+    assert "escalation: after 900s to connection analytics-oncall" in prod.stdout
+    dev = cli("render", "orders_daily", "--env", "development", "--path", str(REPO / "dags"), home=tmp_path)
+    assert "schedule:  manual (no schedule)" in dev.stdout and "notifications off" in dev.stdout
+    spec = json.loads(cli("render", "payments_daily", "--json", "--path", str(REPO / "dags"), home=tmp_path).stdout)
+    assert [t["id"] for t in spec["tasks"]] == ["build_payments_enriched", "announce"]
+    unknown = cli("render", "nope", "--path", str(REPO / "dags"), home=tmp_path)
+    assert unknown.returncode == 2 and "no pipeline named 'nope'" in unknown.stderr
+
+
+def test_schema_is_a_json_schema_the_examples_satisfy_and_bad_files_violate(tmp_path):
+    out = cli("schema", home=tmp_path)
+    schema = json.loads(out.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for example in (REPO / "dags").rglob("*.yaml"):
+        data = load_yaml(example.read_text()).data
+        assert not list(validator.iter_errors(data)), example
+    unknown = load_yaml((BAD / "unknown_key.yaml").read_text()).data
+    assert list(validator.iter_errors(unknown))
+
+
+def test_ack_acknowledges_open_alerts_and_records_who(tmp_path):
+    from airflow_dataops.store.base import ensure_schema, sqlite_engine
+    from airflow_dataops.store.schema import alerts, audit
+
+    engine = sqlite_engine(tmp_path / "dataops_results.db")
+    ensure_schema(engine)
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:
+        for run_id in ("run_1", "run_2"):
+            conn.execute(sa.insert(alerts).values(
+                pipeline="orders_daily", dag_id="orders_daily", run_id=run_id, environment="production",
+                event="check_failed", subject="row_count", tier=0, channel="slack:#orders-alerts",
+                severity="error", status="sent", created_at=now))
+    out = cli("ack", "orders_daily", "--run", "run_1", "--by", "alice", home=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "acknowledged 1 open alert(s) of orders_daily (run run_1) as alice" in out.stdout
+    out = cli("ack", "orders_daily", "--by", "bob", home=tmp_path)
+    assert "acknowledged 1 open alert(s) of orders_daily (all runs) as bob" in out.stdout
+    with engine.connect() as conn:
+        acked = dict(conn.execute(sa.select(alerts.c.run_id, alerts.c.acknowledged_by)).all())
+        actors = sorted(conn.execute(sa.select(audit.c.actor).where(audit.c.kind == "ack")).scalars())
+    engine.dispose()
+    assert acked == {"run_1": "alice", "run_2": "bob"}
+    assert actors == ["alice", "bob"]

@@ -1,0 +1,40 @@
+"""Schema creation and versioning of the results store."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from airflow_dataops.store import base
+from airflow_dataops.store.schema import SCHEMA_VERSION, schema_version
+from tests.store.conftest import make_engine
+
+
+def _versions(engine) -> list[int]:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(schema_version.c.version).order_by(schema_version.c.id)).scalars().all()
+
+
+def test_ensure_schema_creates_the_tables_once_and_records_the_version(store_url):
+    engine = make_engine(store_url)
+    base.ensure_schema(engine)
+    base._READY.discard(str(engine.url))  # a second process would start without the cache
+    base.ensure_schema(engine)
+
+    assert _versions(engine) == [SCHEMA_VERSION]
+    assert {"dataops_check_results", "dataops_freshness", "dataops_alerts", "dataops_audit"} <= set(sa.inspect(engine).get_table_names())
+    engine.dispose()
+
+
+def test_a_store_written_by_a_newer_airflow_dataops_is_refused_with_the_fix(store_url):
+    engine = make_engine(store_url)
+    base.ensure_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION + 1, upgraded_at=dt.datetime.now(dt.timezone.utc)))
+    base._READY.discard(str(engine.url))
+
+    with pytest.raises(RuntimeError, match=rf"schema version {SCHEMA_VERSION + 1}, newer than .* upgrade airflow-dataops"):
+        base.ensure_schema(engine)
+    engine.dispose()
