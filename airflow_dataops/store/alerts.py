@@ -5,7 +5,8 @@ One row of ``dataops_alerts`` per (run, event, subject, tier, channel). A sender
 (inserts it with status ``claimed``) before anything goes out, so retries, duplicate triggers and
 several schedulers send each alert once: whoever loses the insert race skips. A row whose send
 failed may be claimed again (status ``failed`` -> ``claimed`` in one UPDATE, so again only one
-claimer wins). Every step also writes an audit row: that is the history the UI shows.
+claimer wins), and so may a claim its sender never finished (killed mid-send) once it is older
+than ``STALE_CLAIM``. Every step also writes an audit row: that is the history the UI shows.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from airflow_dataops.store.schema import audit as audit_table
 from airflow_dataops.store.schema import check_results
 
 log = logging.getLogger(__name__)
+
+# A claim with no outcome after this long belongs to a sender that died: a send gives up after its
+# retry budget (about a minute) plus one request timeout.
+STALE_CLAIM = dt.timedelta(minutes=10)
 
 OPEN_EVENTS = ("check_failed", "check_warned", "task_failed", "freshness_timeout", "sla_miss")
 
@@ -63,6 +68,7 @@ def _key(alert: dict[str, Any], channel: str):
 
 
 def _alert_row(alert: dict[str, Any], channel: str, status: str, message: str | None) -> dict[str, Any]:
+    now = utcnow()
     return {
         "pipeline": alert["pipeline"],
         "dag_id": alert["dag_id"],
@@ -75,31 +81,45 @@ def _alert_row(alert: dict[str, Any], channel: str, status: str, message: str | 
         "severity": alert["severity"],
         "status": status,
         "message": message,
-        "created_at": utcnow(),
+        "created_at": now,
+        "claimed_at": now if status == "claimed" else None,
     }
 
 
 def claim(engine: Engine, alert: dict[str, Any], channel: str, message: str) -> int | None:
-    """Claim the send of ``alert`` on ``channel``; the row id when this caller won, else None."""
+    """Claim the send of ``alert`` on ``channel``; the row id when this caller won, else None.
+
+    Besides a fresh row, two existing rows may be claimed: one whose send ``failed``, and one left
+    ``claimed`` for longer than ``STALE_CLAIM`` (its sender died mid-send: a send gives up well
+    before). Either way by one conditional UPDATE, so exactly one claimer wins."""
     row = _alert_row(alert, channel, "claimed", message)
     try:
         with engine.begin() as conn:
             return conn.execute(insert(alerts_table).values(**row)).inserted_primary_key[0]
     except IntegrityError:
         pass
-    # A send that failed before may be retried by exactly one claimer.
+    now = utcnow()
+    claimed_at = func.coalesce(alerts_table.c.claimed_at, alerts_table.c.created_at)
+    retryable = or_(
+        alerts_table.c.status == "failed",
+        and_(alerts_table.c.status == "claimed", claimed_at < now - STALE_CLAIM),
+    )
     with engine.begin() as conn:
-        found = conn.execute(
-            select(alerts_table.c.id).where(_key(alert, channel), alerts_table.c.status == "failed")
-        ).scalar()
+        found = conn.execute(select(alerts_table.c.id, alerts_table.c.status).where(_key(alert, channel), retryable)).first()
         if found is None:
             return None
         won = conn.execute(
             update(alerts_table)
-            .where(alerts_table.c.id == found, alerts_table.c.status == "failed")
-            .values(status="claimed", error=None)
+            .where(alerts_table.c.id == found.id, retryable)
+            .values(status="claimed", error=None, claimed_at=now)
         ).rowcount
-    return found if won == 1 else None
+    if won == 1 and found.status == "claimed":
+        log.warning(
+            "alert %s on %s of run %s was claimed more than %s ago by a sender that never finished "
+            "(killed mid-send?): sending it now",
+            alert["event"], channel, alert["run_id"], STALE_CLAIM,
+        )
+    return found.id if won == 1 else None
 
 
 def finish(engine: Engine, alert: dict[str, Any], alert_id: int, channel: str, error: str | None) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from airflow_dataops import settings
 from airflow_dataops.store.schema import SCHEMA_VERSION, metadata, schema_version
+from airflow_dataops.store.schema import alerts as alerts_table
 
 log = logging.getLogger(__name__)
 
@@ -182,5 +183,18 @@ def _create_and_upgrade(engine: Engine) -> None:
 def _upgrade(conn: Connection, from_version: int) -> None:
     """Per-version upgrade steps go here, each ``if from_version < N:`` (version 1 is the first:
     ``create_all`` made it). Runs inside the locked schema transaction."""
-    if from_version:
-        log.info("dataops results store: upgrading schema %s -> %s", from_version, SCHEMA_VERSION)
+    if not from_version:
+        return
+    log.info("dataops results store: upgrading schema %s -> %s", from_version, SCHEMA_VERSION)
+    if from_version < 2:
+        _add_column(conn, alerts_table.c.claimed_at)
+
+
+def _add_column(conn: Connection, column) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for a nullable column of ``schema.metadata``, quoted and typed
+    for the connection's dialect."""
+    preparer = conn.dialect.identifier_preparer
+    ddl = column.type.compile(dialect=conn.dialect)
+    conn.execute(
+        text(f"ALTER TABLE {preparer.format_table(column.table)} ADD COLUMN {preparer.format_column(column)} {ddl}")
+    )

@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: dataops_alerts.claimed_at (stale claims are taken over)
 
 
 class UTCDateTime(TypeDecorator):
@@ -135,6 +135,7 @@ alerts = Table(
     Column("message", Text),
     Column("error", Text),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("claimed_at", UTCDateTime()),  # when the current claim was taken (NULL: rows of schema 1)
     Column("sent_at", UTCDateTime()),
     Column("acknowledged_at", UTCDateTime()),
     Column("acknowledged_by", String(250)),

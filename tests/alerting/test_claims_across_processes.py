@@ -1,10 +1,13 @@
-"""Claims across processes (several schedulers / triggerers / workers): exactly one winner."""
+"""Claims across processes (several schedulers / triggerers / workers): exactly one winner, for a
+new alert and for one whose sender died holding the claim."""
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 
 import pytest
+import sqlalchemy as sa
 
 ALERT = {"pipeline": "orders", "dag_id": "orders", "run_id": "run_1", "environment": "production",
          "event": "sla_miss", "subject": "sla", "tier": 0, "severity": "error", "title": "SLA missed"}
@@ -22,13 +25,24 @@ def _claim(url: str, barrier, results) -> None:
     engine.dispose()
 
 
-def _race(url: str, processes: int = 6) -> list:
+def _race(url: str, processes: int = 6, held_for: dt.timedelta | None = None) -> list:
+    """``processes`` claimers at once; with ``held_for`` the alert is already claimed, that long ago,
+    by a sender that never finished."""
     from sqlalchemy import create_engine
 
+    from airflow_dataops.store import alerts as store_alerts
     from airflow_dataops.store.base import ensure_schema, sqlite_engine
+    from airflow_dataops.store.schema import alerts as alerts_table
 
     engine = sqlite_engine(url.removeprefix("sqlite:///")) if url.startswith("sqlite") else create_engine(url)
     ensure_schema(engine)
+    if held_for is not None:
+        with engine.begin() as conn:
+            conn.execute(sa.delete(alerts_table))
+        held = store_alerts.claim(engine, ALERT, "slack:#data-alerts", "SLA missed")
+        with engine.begin() as conn:
+            conn.execute(sa.update(alerts_table).where(alerts_table.c.id == held)
+                         .values(claimed_at=store_alerts.utcnow() - held_for))
     engine.dispose()
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
@@ -50,3 +64,16 @@ def test_sqlite_processes_claim_once(tmp_path):
 def test_postgresql_processes_claim_once(pg_url):
     outcomes = _race(pg_url)
     assert sum(o is not None for o in outcomes) == 1
+
+
+@pytest.mark.parametrize("url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_a_claim_abandoned_mid_send_is_taken_over_by_exactly_one_sender(url, tmp_path, request):
+    from airflow_dataops.store.alerts import STALE_CLAIM
+
+    url = f"sqlite:///{tmp_path / 'results.db'}" if url == "sqlite" else request.getfixturevalue("pg_url")
+    young = _race(url, held_for=STALE_CLAIM / 2)  # its sender may still be retrying: leave it
+    assert young == [None] * 6
+
+    stale = _race(url, held_for=STALE_CLAIM + dt.timedelta(minutes=1))
+    winners = [o for o in stale if o is not None]
+    assert len(winners) == 1, stale

@@ -38,3 +38,27 @@ def test_a_store_written_by_a_newer_airflow_dataops_is_refused_with_the_fix(stor
     with pytest.raises(RuntimeError, match=rf"schema version {SCHEMA_VERSION + 1}, newer than .* upgrade airflow-dataops"):
         base.ensure_schema(engine)
     engine.dispose()
+
+
+def test_a_schema_1_store_is_upgraded_in_place_and_keeps_its_rows(store_url):
+    """Schema 1 had no ``dataops_alerts.claimed_at``: the upgrade adds it and loses nothing."""
+    from airflow_dataops.store import alerts as store_alerts
+
+    engine = make_engine(store_url)
+    base.ensure_schema(engine)
+    alert = {"pipeline": "orders", "dag_id": "orders", "run_id": "r1", "environment": "production",
+             "event": "sla_miss", "subject": "sla", "tier": 0, "severity": "error"}
+    store_alerts.claim(engine, alert, "email:team@example.com", "late")
+    with engine.begin() as conn:  # make it a schema-1 store
+        conn.exec_driver_sql("ALTER TABLE dataops_alerts DROP COLUMN claimed_at")
+        conn.execute(sa.delete(schema_version))
+        conn.execute(sa.insert(schema_version).values(version=1, upgraded_at=dt.datetime.now(dt.timezone.utc)))
+    base._READY.discard(str(engine.url))
+
+    base.ensure_schema(engine)
+
+    assert _versions(engine) == [1, SCHEMA_VERSION]
+    assert "claimed_at" in {c["name"] for c in sa.inspect(engine).get_columns("dataops_alerts")}
+    [row] = store_alerts.alert_rows(engine, "orders")
+    assert row["status"] == "claimed" and row["claimed_at"] is None and row["message"] == "late"
+    engine.dispose()

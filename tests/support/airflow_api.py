@@ -16,13 +16,16 @@ class AirflowClusterError(RuntimeError):
 
 
 class AirflowApiMixin:
-    """Needs ``_http`` (an httpx.Client on the api-server), ``passwords``, ``_tokens`` and ``logs_tail()``."""
+    """Needs ``_http`` (an httpx.Client on the api-server), ``passwords``, ``_tokens`` ``logs_tail()`` and ``component_lines()``."""
 
     _http: httpx.Client
     passwords: dict[str, str]
     _tokens: dict[str, str]
 
     def logs_tail(self, lines: int = 60) -> str:  # pragma: no cover - provided by AirflowCluster
+        raise NotImplementedError
+
+    def component_lines(self, component: str, needle: str, limit: int = 60) -> str:  # pragma: no cover
         raise NotImplementedError
 
     def password(self, user: str = "admin") -> str:
@@ -156,6 +159,9 @@ class AirflowApiMixin:
             if ti["state"] != "success" and ti.get("try_number"):
                 log = self.task_log(dag_id, run_id, ti["task_id"], ti["try_number"], ti.get("map_index", -1))
                 parts.append(f"--- log of {ti['task_id']} try {ti['try_number']}\n{log[-4000:]}")
+        if any(state not in ("success", "skipped") for state in states.values()):
+            # A task that dies without logging (killed, executor failure) shows only here.
+            parts.append(self.component_lines("scheduler", dag_id, limit=60))
         return "\n".join(parts)
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:

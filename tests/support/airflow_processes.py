@@ -360,6 +360,16 @@ refresh_interval = 5
         """Print the tail of every component log (pytest shows it for a failing test)."""
         print(self.logs_tail(lines))
 
+    def component_lines(self, component: str, needle: str, limit: int = 60) -> str:
+        """The last ``limit`` lines of a component's log that mention ``needle`` or an error."""
+        path = self.log_dir / f"{component}.log"
+        if not path.exists():
+            return f"----- {path}: no such log"
+        markers = (needle, "ERROR", "Traceback", "error", "Exception")
+        text = path.read_text(errors="replace").splitlines()
+        hits = [line for line in text if any(m in line for m in markers)]
+        return f"----- {path} (lines about {needle!r} or errors, last {limit})\n" + "\n".join(hits[-limit:])
+
     def logs_tail(self, lines: int = 60) -> str:
         parts = []
         for path in sorted(self.log_dir.glob("*.log")):
