@@ -104,6 +104,14 @@ OPTIONS: tuple[Option, ...] = (
         "`DagRun.update_state` (the test path serializes the DAG without deadline ids).",
     ),
     Option(
+        "resume_settle_seconds",
+        "10",
+        "integer",
+        "A deferred dataops task (freshness sensor, alert watch) never resumes sooner than this many "
+        "seconds after deferring: Airflow 3.3 fails a task that resumes while the executor's report of "
+        "its deferral is still in flight (apache/airflow#72716). 0 turns the hold off.",
+    ),
+    Option(
         "pipelines_cache_dir",
         "",
         "string",

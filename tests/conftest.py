@@ -24,6 +24,9 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_HOME}/airflow.db")
 os.environ.setdefault("AIRFLOW__DATAOPS__PIPELINES_CACHE_DIR", str(_HOME / "dataops_cache"))
+# dag.test() runs a trigger inline, with no executor whose late report could race the resume: no
+# hold. Real-process clusters get no AIRFLOW* variable from here, so they keep the default (10 s).
+os.environ.setdefault("AIRFLOW__DATAOPS__RESUME_SETTLE_SECONDS", "0")
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 

@@ -55,6 +55,7 @@ class AlertWatchOperator(BaseOperator):
 
     def execute(self, context) -> dict[str, Any]:
         from airflow_dataops.store import alerts as store
+        from airflow_dataops.triggers.settle import not_before
 
         ti = context["ti"]
         dag_id, run_id = ti.dag_id, ti.run_id
@@ -82,6 +83,7 @@ class AlertWatchOperator(BaseOperator):
                 ctx=self.ctx, alerts=self.alerts, notifications=self.notifications, dag_id=dag_id, run_id=run_id,
                 moment=moment.isoformat(),
                 incidents=[{"event": i["event"], "subject": i["subject"]} for i in incidents],
+                not_before=not_before(),
             ),
             method_name="execute_complete",
             kwargs={"failed": failed},
@@ -120,16 +122,18 @@ class EscalationTrigger(BaseTrigger):
     """Wait until an absolute moment (restarts do not extend the wait), polling the results store so
     an acknowledgement or resolution ends the wait early; then escalate what is still open."""
 
-    def __init__(self, *, ctx, alerts, notifications, dag_id, run_id, moment: str, incidents: list[dict[str, str]]):
+    def __init__(self, *, ctx, alerts, notifications, dag_id, run_id, moment: str, incidents: list[dict[str, str]],
+                 not_before: str | None = None):
         super().__init__()
         self.ctx, self.alerts, self.notifications = ctx, alerts, notifications
         self.dag_id, self.run_id, self.moment, self.incidents = dag_id, run_id, moment, incidents
+        self.not_before = not_before  # see triggers.settle: no event before this moment
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {"ctx": self.ctx, "alerts": self.alerts, "notifications": self.notifications, "dag_id": self.dag_id,
-             "run_id": self.run_id, "moment": self.moment, "incidents": self.incidents},
+             "run_id": self.run_id, "moment": self.moment, "incidents": self.incidents, "not_before": self.not_before},
         )
 
     async def _all_closed(self, engine) -> bool:
@@ -142,6 +146,13 @@ class EscalationTrigger(BaseTrigger):
         return True
 
     async def run(self):
+        from airflow_dataops.triggers.settle import hold_until
+
+        async for event in self._watch():
+            await hold_until(self.not_before)
+            yield event
+
+    async def _watch(self):
         from airflow_dataops.alerting.callbacks import escalate, preload
 
         await preload()

@@ -324,6 +324,7 @@ class FreshnessSensor(_FreshnessBase):
 
     def _defer_or_finish(self, context: Context) -> Any:
         from airflow_dataops.triggers.freshness import FreshnessTrigger, describe_error, is_transient
+        from airflow_dataops.triggers.settle import not_before
 
         started = _utcnow()
         try:
@@ -348,6 +349,7 @@ class FreshnessSensor(_FreshnessBase):
                 timezone=self.timezone,
                 poke_interval=self.poke_interval,
                 deadline=deadline.isoformat(),
+                not_before=not_before(),
             ),
             method_name="execute_complete",
             timeout=dt.timedelta(seconds=self.timeout + DEFERRAL_GRACE_S + self.poke_interval),

@@ -46,6 +46,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_dataops.triggers.settle import hold_until
+
 log = logging.getLogger(__name__)
 
 #: Threads (hence database connections) per connection id per process used by freshness polls.
@@ -230,6 +232,7 @@ class FreshnessTrigger(BaseTrigger):
         timezone: str | None = None,
         poke_interval: float = 60.0,
         deadline: str | None = None,
+        not_before: str | None = None,
     ) -> None:
         super().__init__()
         if deadline is None:
@@ -242,6 +245,7 @@ class FreshnessTrigger(BaseTrigger):
         self.timezone = timezone
         self.poke_interval = max(float(poke_interval), 0.05)
         self.deadline = parse_utc(deadline).isoformat()
+        self.not_before = not_before  # see triggers.settle: no event before this moment
         self._stmt = None  # built on the first poll, in the pool thread
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -256,6 +260,7 @@ class FreshnessTrigger(BaseTrigger):
                 "timezone": self.timezone,
                 "poke_interval": self.poke_interval,
                 "deadline": self.deadline,
+                "not_before": self.not_before,
             },
         )
 
@@ -308,6 +313,14 @@ class FreshnessTrigger(BaseTrigger):
         return TriggerEvent(payload)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        async for event in self._watch():
+            held = await hold_until(self.not_before)
+            if held:
+                self.log.info("held the %s event %.1fs: the task resumes once its deferral has settled",
+                              event.payload["status"], held)
+            yield event
+
+    async def _watch(self) -> AsyncIterator[TriggerEvent]:
         deadline = parse_utc(self.deadline)
         polls = 0
         failures = 0

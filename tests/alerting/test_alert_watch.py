@@ -163,3 +163,23 @@ def test_task_failure_after_last_retry_alerts_once(load_dag, connections, slack,
     [message] = slack.wait_for(1)
     assert "Task failed: load" in message["text"] and "RuntimeError" in message["text"]
     assert len(slack.wait_for(2, timeout=1)) == 1
+
+
+def test_the_watch_trigger_resumes_the_task_no_sooner_than_not_before(ctx, default_store):
+    """The alert watch defers like the freshness sensor, so its event is held the same way
+    (triggers.settle); the moment survives the trigger's serialisation."""
+    import asyncio
+
+    from airflow_dataops.alerting.escalation import EscalationTrigger
+
+    now = dt.datetime.now(dt.timezone.utc)
+    trigger = EscalationTrigger(ctx=ctx, alerts={}, notifications=True, dag_id=ctx["dag_id"], run_id="r1",
+                                moment=(now - dt.timedelta(seconds=5)).isoformat(), incidents=[],
+                                not_before=(now + dt.timedelta(seconds=1.5)).isoformat())
+    rebuilt = EscalationTrigger(**trigger.serialize()[1])
+    assert rebuilt.not_before == trigger.not_before
+
+    started = time.monotonic()
+    event = asyncio.run(anext(rebuilt.run()))
+    assert event.payload == {"escalated": {}}
+    assert 1.3 <= time.monotonic() - started < 4

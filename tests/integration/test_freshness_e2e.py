@@ -119,12 +119,13 @@ def cluster(tmp_path_factory, pg_database, source):
         yield af
 
 
-def _freshness_rows(cluster, dag_id: str) -> list[dict]:
+def _freshness_rows(cluster, dag_id: str, run_id: str) -> list[dict]:
     """The results store's freshness rows (no results connection: the SQLite file in the home)."""
     engine = sa.create_engine(f"sqlite:///{cluster.home / 'dataops_results.db'}")
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT * FROM dataops_freshness WHERE dag_id = :d"), {"d": dag_id})
+            rows = conn.execute(sa.text("SELECT * FROM dataops_freshness WHERE dag_id = :d AND run_id = :r"),
+                                {"d": dag_id, "r": run_id})
             return [dict(r._mapping) for r in rows]
     finally:
         engine.dispose()
@@ -136,9 +137,11 @@ def _event_times(log: str) -> tuple[dt.datetime, dt.datetime]:
     return dt.datetime.fromisoformat(match.group(1)), dt.datetime.fromisoformat(match.group(2))
 
 
-def test_sensor_defers_then_succeeds_when_the_data_turns_fresh(cluster, source):
-    dag_id = "freshness_e2e_fresh"
-    cluster.unpause(dag_id)
+def _defer_then_freshen(cluster, source, dag_id: str) -> tuple[str, str]:
+    """Start a run on stale data, wait until the sensor is deferred and polling, insert a fresh row.
+    Returns (run id, final run state)."""
+    with source.begin() as conn:  # stale again (a second attempt after an Airflow race)
+        conn.exec_driver_sql("UPDATE e2e_orders SET loaded_at = now() - interval '3 hours'")
     run_id = cluster.trigger(dag_id)
     cluster.wait_task_state(dag_id, run_id, "wait_for_orders", {"deferred"}, timeout=120)
     cluster.wait_task_log(dag_id, run_id, "wait_for_orders", TRIGGER_STARTED, timeout=60)
@@ -147,13 +150,27 @@ def test_sensor_defers_then_succeeds_when_the_data_turns_fresh(cluster, source):
     with source.begin() as conn:
         conn.exec_driver_sql("INSERT INTO e2e_orders (loaded_at) VALUES (now())")
     fresh_at = time.monotonic()
-    assert cluster.wait_run(dag_id, run_id, timeout=120) == "success", cluster.describe_run(dag_id, run_id)
-    print(f"run succeeded {time.monotonic() - fresh_at:.1f}s after the row was inserted")
+    state = cluster.wait_run(dag_id, run_id, timeout=120)
+    print(f"run {state} {time.monotonic() - fresh_at:.1f}s after the row was inserted")
+    return run_id, state
+
+
+def test_sensor_defers_then_succeeds_when_the_data_turns_fresh(cluster, source):
+    dag_id = "freshness_e2e_fresh"
+    cluster.unpause(dag_id)
+    run_id, state = _defer_then_freshen(cluster, source, dag_id)
+    if state == "failed" and cluster.state_mismatches(dag_id, run_id):
+        # Airflow's scheduler failed the resumed sensor on the deferring attempt's stale executor event
+        # (apache/airflow#72716); our trigger had fired "fresh". Once more; a second hit fails the test.
+        assert "'status': 'fresh'" in cluster.task_log(dag_id, run_id, "wait_for_orders"), cluster.describe_run(dag_id, run_id)
+        print(f"run {run_id} hit Airflow's stale-executor-event race (state mismatch): running the scenario again")
+        run_id, state = _defer_then_freshen(cluster, source, dag_id)
+    assert state == "success", cluster.describe_run(dag_id, run_id)
     log = cluster.task_log(dag_id, run_id, "wait_for_orders")
     assert "Pausing task as DEFERRED" in log
     assert "status=fresh" in log and "is fresh after" in log
     assert cluster.task_states(dag_id, run_id)["load"] == "success"
-    [row] = _freshness_rows(cluster, dag_id)  # written by the worker, into the embedded store
+    [row] = _freshness_rows(cluster, dag_id, run_id)  # written by the worker, into the embedded store
     assert row["source"] == "sensor" and row["fresh"] == 1 and row["table_name"] == "e2e_orders"
 
 
@@ -184,5 +201,5 @@ def test_triggerer_killed_mid_wait_still_fires_the_deadline_on_time(cluster):
     # A relative wait restarted by the new triggerer would end about 10 s (kill + adoption) late.
     assert 0 <= event_lateness < 3.0
     assert run_lateness < 30
-    [row] = _freshness_rows(cluster, dag_id)
+    [row] = _freshness_rows(cluster, dag_id, run_id)
     assert row["fresh"] == 0 and row["lag_seconds"] > 3 * 3600

@@ -303,3 +303,26 @@ def test_importing_the_sensor_module_stays_cheap_for_dag_parsing():
     for heavy in ("airflow.triggers.base", "airflow_dataops.triggers", "airflow_dataops.engine",
                   "airflow_dataops.store", "pandas", "great_expectations"):
         assert f"'{heavy}" not in out, out
+
+
+@pytest.mark.parametrize(("setting", "held"), [("10", 10.0), ("0", None)])
+def test_the_deferral_tells_the_trigger_when_the_task_may_resume(sqlite_src, monkeypatch, setting, held):
+    """[dataops] resume_settle_seconds: Airflow 3.3 fails a task resumed while the report of its
+    deferral is in flight (apache/airflow#72716), so the trigger holds an early event that long."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_dataops.sensors.freshness import FreshnessSensor
+
+    monkeypatch.setenv("AIRFLOW__DATAOPS__RESUME_SETTLE_SECONDS", setting)
+    sqlite_src.insert_age(3600)
+    sensor = FreshnessSensor(task_id="wait_for_events", conn_id=sqlite_src.conn_id, table="events",
+                             timestamp_column="updated_at", max_age="1 minute", timeout=60)
+    before = dt.datetime.now(UTC)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    not_before = deferred.value.trigger.serialize()[1]["not_before"]
+    if held is None:
+        assert not_before is None
+    else:
+        ahead = (dt.datetime.fromisoformat(not_before) - before).total_seconds()
+        assert held <= ahead < held + 5, ahead

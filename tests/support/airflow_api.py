@@ -164,6 +164,19 @@ class AirflowApiMixin:
             parts.append(self.component_lines("scheduler", dag_id, limit=60))
         return "\n".join(parts)
 
+    def state_mismatches(self, dag_id: str, run_id: str) -> list[dict]:
+        """Airflow's own "state mismatch" audit events for the run: the scheduler failed a task because
+        its executor reported an attempt finished while the task said it was queued or running.
+
+        Airflow 3.3.2 does this to a deferrable task resumed soon after it deferred, when the stale
+        "success" of the deferring attempt is drained late (apache/airflow#72716, #71580): a scheduler
+        race no task code can prevent, told apart from our own failures by this event."""
+        data = self._ok(
+            self.api("GET", "/api/v2/eventLogs", params={"dag_id": dag_id, "run_id": run_id, "event": "state mismatch"}),
+            f"event log of {dag_id}/{run_id}",
+        )
+        return data["event_logs"]
+
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
         """The task's log as text, one line per record (``level event key=value...``)."""
         content = self._ok(self._log_response(dag_id, run_id, task_id, try_number, map_index), f"log of {task_id}")["content"]

@@ -59,6 +59,7 @@ def test_serialize_round_trips_losslessly_through_airflow_trigger_storage():
         timezone="Europe/Berlin",
         poke_interval=30,
         deadline="2026-01-02T03:04:05.123456+00:00",
+        not_before="2026-01-02T02:04:15.123456+00:00",
     )
     classpath, kwargs = original.serialize()
     assert classpath == "airflow_dataops.triggers.freshness.FreshnessTrigger"
@@ -68,6 +69,7 @@ def test_serialize_round_trips_losslessly_through_airflow_trigger_storage():
     assert rebuilt.serialize() == (classpath, kwargs)
     assert rebuilt.deadline == "2026-01-02T03:04:05.123456+00:00"
     assert rebuilt.where_sql == "region = 'eu' AND note = 'a:b'"
+    assert rebuilt.not_before == "2026-01-02T02:04:15.123456+00:00"
 
 
 def test_a_deadline_given_in_another_offset_is_kept_as_the_same_utc_moment():
@@ -87,6 +89,21 @@ def test_fresh_data_fires_at_once(source):
     assert payload["polls"] == 1
     assert abs(dt.datetime.fromisoformat(payload["newest"]) - newest) < dt.timedelta(milliseconds=1)
     assert 10 <= payload["lag_s"] < 15
+
+
+def test_an_event_known_before_not_before_is_held_until_then(source):
+    """The sensor's deferral settles first (triggers.settle): a fresh result seen at once waits."""
+    source.insert_age(10)
+    hold_s = 1.5
+    started = time.monotonic()
+    payload = run_first_event(make_trigger(source, not_before=(utcnow() + dt.timedelta(seconds=hold_s)).isoformat()))
+    waited = time.monotonic() - started
+    assert payload["status"] == "fresh" and payload["polls"] == 1
+    assert hold_s - 0.1 <= waited < hold_s + 2, waited
+    # a moment already past (a trigger restarted after its triggerer died) holds nothing
+    started = time.monotonic()
+    assert run_first_event(make_trigger(source, not_before=(utcnow() - dt.timedelta(seconds=30)).isoformat()))["status"] == "fresh"
+    assert time.monotonic() - started < 1.0
 
 
 def test_succeeds_when_the_data_becomes_fresh_while_waiting(source):
