@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import warnings
@@ -45,7 +46,16 @@ class Loaded:
 
 
 def invalid_dag_id(relative: str) -> str:
-    return (INVALID_PREFIX + re.sub(r"[^A-Za-z0-9_]+", "_", relative).strip("_"))[:250]
+    """``dataops_invalid__<path>``, one per file and never two files alike: DAG ids allow letters,
+    digits, ``_``, ``.`` and ``-``, so ``orders.yaml`` stays as it is; when a character had to be
+    replaced (``/`` of a subfolder, a space) or the id cut to 250, a hash of the path is appended,
+    so ``team/orders.yaml`` and ``team.orders.yaml`` keep stand-ins of their own."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]", ".", relative)
+    dag_id = INVALID_PREFIX + readable
+    if readable == relative and len(dag_id) <= 250:
+        return dag_id
+    digest = hashlib.sha1(relative.encode()).hexdigest()[:8]
+    return f"{dag_id[:241]}-{digest}"
 
 
 def _settings() -> tuple[str, Any, str]:

@@ -39,6 +39,18 @@ def test_pipeline_files_anywhere_below_become_dags_and_other_yaml_is_left_alone(
     assert type(dag.timetable).__name__ == "CronTriggerTimetable"
 
 
+def test_every_file_gets_a_stand_in_id_of_its_own_and_airflow_accepts_it():
+    from airflow.sdk.definitions._internal.node import validate_key
+
+    paths = ["orders.yaml", "a-b.yaml", "a_b.yaml", "team/orders.yaml", "team.orders.yaml", "team orders.yaml",
+             "x" * 300 + "/a.yaml", "x" * 300 + "/b.yaml"]
+    ids = [invalid_dag_id(p) for p in paths]
+    assert len(set(ids)) == len(paths), ids
+    assert ids[0] == "dataops_invalid__orders.yaml"  # readable as it is when nothing had to change
+    for dag_id in ids:
+        validate_key(dag_id, max_length=250)
+
+
 def test_airflowignore_is_honoured(dags_folder):
     write_pipeline(dags_folder, "orders.yaml", "orders")
     write_pipeline(dags_folder, "archive/old.yaml", "old_orders")
@@ -52,7 +64,7 @@ def test_a_broken_file_becomes_a_visible_stand_in_and_hides_nothing(dags_folder)
     bag = dagbag(dags_folder)
     assert bag.import_errors == {}
     standin = invalid_dag_id("sub/customers.yaml")
-    assert standin == "dataops_invalid__sub_customers_yaml"
+    assert standin.startswith("dataops_invalid__sub.customers.yaml-")
     assert set(bag.dag_ids) == {"orders", standin}
     doc = bag.dags[standin].doc_md
     assert "sub/customers.yaml:12:5: quality_checks[1]: unknown check type 'nul_check'" in doc
