@@ -6,13 +6,14 @@ are stored in Airflow's metadata database, so they never hold secrets (connectio
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import importlib
 import json
 import logging
 from typing import Any
 
 from airflow.sdk import BaseNotifier
+
+from airflow_dataops.timeutil import human_duration
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,6 @@ def _import_sending_modules() -> None:
 async def preload() -> None:
     """Import the sending machinery off the event loop (cheap once loaded)."""
     await asyncio.to_thread(_import_sending_modules)
-
-
-def _human(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    return str(dt.timedelta(seconds=round(seconds)))
 
 
 def _dag_run(context: Any) -> dict[str, Any]:
@@ -102,9 +97,9 @@ class SlaMissNotifier(BaseNotifier):
             log.error("SLA deadline fired without a dag run in its context: %r", context)
             return {}
         state = dag_run.get("state")
-        details = {"sla": _human(self.sla_seconds), "queued_at": dag_run.get("queued_at"), "run_state": state}
+        details = {"sla": human_duration(self.sla_seconds), "queued_at": dag_run.get("queued_at"), "run_state": state}
         summary = (
-            f"Run {run_id} has not succeeded within {_human(self.sla_seconds)} of being queued "
+            f"Run {run_id} has not succeeded within {human_duration(self.sla_seconds)} of being queued "
             f"(state: {state})."
         )
         alert = make_alert(self.ctx, run_id, "sla_miss", "sla", summary, details, title="SLA missed")
@@ -144,8 +139,8 @@ async def escalate(
         **alert,
         "tier": 1,
         "severity": "critical",
-        "title": f"Unacknowledged for {_human(after_seconds)}: {alert['title']}",
-        "summary": f"{alert['summary']} Nobody acknowledged or resolved it within {_human(after_seconds)} "
+        "title": f"Unacknowledged for {human_duration(after_seconds)}: {alert['title']}",
+        "summary": f"{alert['summary']} Nobody acknowledged or resolved it within {human_duration(after_seconds)} "
                    f"(ack: airflow-dataops ack {alert['dag_id']} --run {alert['run_id']}).",
     }
     return await async_deliver(escalated, [target], notifications=notifications, engine=engine)

@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 from airflow_dataops.notifications.base import ChannelError, DataOpsNotifier, get_connection
-from airflow_dataops.notifications.slack import DEFAULT_TIMEOUT, DEFAULT_TOTAL_SECONDS, _extra
+from airflow_dataops.notifications.slack import DEFAULT_TIMEOUT, _extra
 
 
 def webhook_url(conn) -> str:

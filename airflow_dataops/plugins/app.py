@@ -24,7 +24,6 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_vi
 
 log = logging.getLogger(__name__)
 
-from airflow_dataops.plugins.dataops_plugin import URL_PREFIX
 
 STATIC = Path(__file__).parent / "static"
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}

@@ -21,7 +21,8 @@ from markupsafe import Markup
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 
 from airflow_dataops.plugins import charts, queries
-from airflow_dataops.plugins.app import URL_PREFIX, ReadableDep, StoreDep, can_edit_dag, user_name
+from airflow_dataops.plugins.app import ReadableDep, StoreDep, can_edit_dag, user_name
+from airflow_dataops.plugins.dataops_plugin import URL_PREFIX
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50

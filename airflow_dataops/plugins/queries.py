@@ -17,6 +17,7 @@ from sqlalchemy import Connection, String, and_, case, desc, distinct, func, lit
 
 from airflow_dataops.store.alerts import OPEN_EVENTS
 from airflow_dataops.store.schema import alerts, audit, check_results, freshness
+from airflow_dataops.timeutil import as_utc
 
 cr, fr, al, au = check_results.c, freshness.c, alerts.c, audit.c
 
@@ -27,9 +28,7 @@ UNION_CHUNK = 200
 
 def utc(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes: the store writes UTC, so read them as UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    return None if value is None else as_utc(value)
 
 
 def _json(text: str | None) -> Any:

@@ -10,7 +10,8 @@ from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_dataops.config.types import format_duration
-from airflow_dataops.sensors.freshness import _FreshnessBase, _human, _is_timeout, _utcnow
+from airflow_dataops.sensors.freshness import _FreshnessBase, _is_timeout
+from airflow_dataops.timeutil import human_duration, parse_utc, utcnow
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -50,10 +51,10 @@ class AssetFreshnessSensor(_FreshnessBase):
     def _observe(self) -> Observation:
         from airflow.sdk.execution_time.context import InletEventsAccessor
 
-        from airflow_dataops.triggers.freshness import Observation, parse_utc
+        from airflow_dataops.triggers.freshness import Observation
 
         events = InletEventsAccessor(asset_name=self.asset_name, asset_uri=self.asset_uri).ascending(False).limit(1)
-        now = _utcnow()
+        now = utcnow()
         newest = parse_utc(events[0].timestamp) if len(events) else None
         obs = Observation(
             newest=newest,
@@ -84,7 +85,7 @@ class AssetFreshnessSensor(_FreshnessBase):
             else:
                 message = (
                     f"{self._subject()}: asset {self.asset_uri} is stale: newest event {obs.newest.isoformat()} "
-                    f"is {_human(obs.lag_s)} old, {_human(obs.late_by_s)} late (allowed age {allowed})."
+                    f"is {human_duration(obs.lag_s)} old, {human_duration(obs.late_by_s)} late (allowed age {allowed})."
                 )
             self._timed_out(context, message, {"asset": self.asset_uri, **(obs.to_payload() if obs else {})})
         if self._last is not None:

@@ -24,6 +24,7 @@ from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
 from airflow_dataops.config.types import check_identifier, format_duration, parse_duration
+from airflow_dataops.timeutil import human_duration, utcnow
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -35,10 +36,6 @@ if TYPE_CHECKING:
 DEFERRAL_GRACE_S = 300.0
 
 ON_TIMEOUT = ("fail", "skip")
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _seconds(value: dt.timedelta | float | str | None, name: str) -> float | None:
@@ -55,18 +52,6 @@ def _seconds(value: dt.timedelta | float | str | None, name: str) -> float | Non
 def _is_timeout(exc: BaseException) -> bool:
     """BaseSensorOperator's own timeout (raised, or turned into a skip by soft_fail)."""
     return isinstance(exc, AirflowSensorTimeout) or "timed out" in str(exc)
-
-
-def _human(seconds: float) -> str:
-    """``10831`` -> ``"3h 0m 31s"``: every unit from the largest non-zero one down."""
-    seconds = int(round(seconds))
-    parts: list[str] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if parts or seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    parts.append(f"{seconds}s")
-    return " ".join(parts)
 
 
 class _FreshnessBase(BaseSensorOperator):
@@ -261,7 +246,7 @@ class FreshnessSensor(_FreshnessBase):
             self.table,
             self.timestamp_column,
             obs.newest.isoformat() if obs.newest else None,
-            _human(obs.lag_s) if obs.lag_s is not None else None,
+            human_duration(obs.lag_s) if obs.lag_s is not None else None,
             format_duration(dt.timedelta(seconds=self.max_age_s)),
             obs.fresh,
         )
@@ -278,14 +263,14 @@ class FreshnessSensor(_FreshnessBase):
         where = f" where ({self.where})" if self.where else ""
         head = f"{self._subject()}: {self.table}.{self.timestamp_column}{where} on connection {self.conn_id!r}"
         allowed = format_duration(dt.timedelta(seconds=self.max_age_s))
-        waited = f" after waiting {_human(waited_s)}" if waited_s is not None else ""
+        waited = f" after waiting {human_duration(waited_s)}" if waited_s is not None else ""
         if obs is None:
             return f"{head} could not be checked before the timeout{waited}."
         if obs.newest is None:
             return f"{head} is stale{waited}: no row has a timestamp (max is NULL); allowed age {allowed}."
         return (
-            f"{head} is stale{waited}: newest timestamp {obs.newest.isoformat()} is {_human(obs.lag_s)} old, "
-            f"{_human(obs.late_by_s)} late (allowed age {allowed}, checked at {obs.observed_at.isoformat()})."
+            f"{head} is stale{waited}: newest timestamp {obs.newest.isoformat()} is {human_duration(obs.lag_s)} old, "
+            f"{human_duration(obs.late_by_s)} late (allowed age {allowed}, checked at {obs.observed_at.isoformat()})."
         )
 
     def _fail_timeout(self, context: Context, obs: Observation | None, waited_s: float | None):
@@ -326,7 +311,7 @@ class FreshnessSensor(_FreshnessBase):
         from airflow_dataops.triggers.freshness import FreshnessTrigger, describe_error, is_transient
         from airflow_dataops.triggers.settle import not_before
 
-        started = _utcnow()
+        started = utcnow()
         try:
             obs = self._observe()
         except Exception as exc:

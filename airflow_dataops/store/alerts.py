@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from airflow_dataops.store.schema import alerts as alerts_table
 from airflow_dataops.store.schema import audit as audit_table
 from airflow_dataops.store.schema import check_results
+from airflow_dataops.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,6 @@ log = logging.getLogger(__name__)
 STALE_CLAIM = dt.timedelta(minutes=10)
 
 OPEN_EVENTS = ("check_failed", "check_warned", "task_failed", "freshness_timeout", "sla_miss")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def store_engine() -> Engine:

@@ -27,6 +27,7 @@ from airflow_dataops import settings
 from airflow_dataops.store import base
 from airflow_dataops.store.schema import alerts, audit, check_results, freshness
 from airflow_dataops.store.upsert import upsert
+from airflow_dataops.timeutil import as_utc, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -46,15 +47,6 @@ _TRANSIENT = ("deadlock", "database is locked", "could not serialize", "lock wai
 
 _DEFAULTS: dict[tuple, ResultsStore] = {}
 _DEFAULTS_LOCK = threading.Lock()
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def as_utc(value: dt.datetime) -> dt.datetime:
-    """Naive datetimes are taken as UTC; aware ones are converted."""
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_dataops.timeutil import parse_utc, utcnow
 from airflow_dataops.triggers.settle import hold_until
 
 log = logging.getLogger(__name__)
@@ -70,17 +71,6 @@ _PERMANENT_MARKERS = (
     "authentication failed",
     "unknown database",
 )
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def parse_utc(value: str | dt.datetime) -> dt.datetime:
-    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
 
 
 @dataclass(frozen=True)
