@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_dataops.config.checks import BaseCheck, CompletenessCheck, NullCheck
 from airflow_dataops.config.errors import ConfigIssue
-from airflow_dataops.config.types import IDENTIFIER_HELP, check_identifier
+from airflow_dataops.config.types import IDENTIFIER_HELP, check_identifier, is_sql_file
 
 if TYPE_CHECKING:
     from airflow_dataops.config.model import PipelineConfig
@@ -40,10 +40,6 @@ def effective_checks(config: PipelineConfig) -> list[BaseCheck]:
     if derived is not None:
         checks.append(derived)
     return checks
-
-
-def is_sql_file(text: str) -> bool:
-    return text.strip().endswith(".sql") and "\n" not in text.strip() and " " not in text.strip()
 
 
 def semantic_issues(config: PipelineConfig, doc: dict, origin: dict, loaded: LoadedYaml, file: str,

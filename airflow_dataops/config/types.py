@@ -23,6 +23,14 @@ _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*,?")
 DURATION_HELP = 'write a duration like "90s", "30 minutes", "2 hours" or "1 day"'
 
 
+def is_sql_file(text: str) -> bool:
+    """Whether a `sql:` value names a file (``sql/load.sql``, any case of ``.sql``, no whitespace)
+    rather than being the statement itself. The validator, the DAG builder and the check engine
+    all decide with this one rule."""
+    stripped = text.strip()
+    return stripped.lower().endswith(".sql") and not any(ch.isspace() for ch in stripped)
+
+
 def parse_duration(value: Any) -> dt.timedelta:
     """``"2 hours"``, ``"1h 30m"``, ``"90s"`` -> timedelta. Bare numbers are refused (which unit?)."""
     if isinstance(value, dt.timedelta):

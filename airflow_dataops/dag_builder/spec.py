@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_dataops.config.model import DEFAULT_START_DATE, PipelineConfig
-from airflow_dataops.config.semantics import effective_checks, is_sql_file
+from airflow_dataops.config.semantics import effective_checks
+from airflow_dataops.config.types import is_sql_file
 
 SPEC_VERSION = 1
 CRON_PRESETS = {

@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from airflow_dataops.config.checks import ReferentialCheck, SchemaCheck, SqlCheck, UniqueCheck
+from airflow_dataops.config.types import is_sql_file
 from airflow_dataops.engine.evaluate import Verdict
 from airflow_dataops.engine.sql_objects import split_table, sql_column, sql_table, where_clause
 
@@ -114,7 +115,7 @@ def combo_unique_stmt(table: str, where: str | None, check: UniqueCheck) -> sa.S
 def load_sql(check: SqlCheck, base_dir: Path | None) -> str:
     """The check's SQL: inline, or the contents of a ``.sql`` file relative to ``base_dir``."""
     text = check.sql.strip()
-    if text.lower().endswith(".sql") and "\n" not in text and " " not in text:
+    if is_sql_file(text):
         path = Path(text)
         if not path.is_absolute():
             if base_dir is None:

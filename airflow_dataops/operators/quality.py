@@ -128,13 +128,14 @@ class DataQualityOperator(BaseOperator):
         return out, notes
 
     def _resolve_sql_files(self, context: Context, checks: list[BaseCheck]) -> list[BaseCheck]:
+        from airflow_dataops.config.types import is_sql_file
         from airflow_dataops.engine.sql_separate import CheckConfigError, load_sql
 
         base = Path(self.base_dir) if self.base_dir else (Path(self.dag.fileloc).parent if self.has_dag() and self.dag.fileloc else None)
         out = []
         for check in checks:
             sql = getattr(check, "sql", None)
-            if check.type == "sql" and sql.strip().lower().endswith(".sql"):
+            if check.type == "sql" and is_sql_file(sql):
                 try:
                     check = check.model_copy(update={"sql": self.render_template(load_sql(check, base), context)})
                 except CheckConfigError:
