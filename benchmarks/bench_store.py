@@ -106,6 +106,22 @@ def _writer(url: str, worker: int, calls: int, barrier, out) -> None:
     store.engine.dispose()
 
 
+def _result_of(out, procs) -> float:
+    """The next writer's elapsed time; a writer that died (its traceback is on stderr) stops the run
+    at once instead of leaving the queue waiting."""
+    import queue
+
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            return out.get(timeout=1)
+        except queue.Empty:
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"writer process(es) died with exit code {[p.exitcode for p in dead]}")
+    raise TimeoutError("writers did not finish within 600 s")
+
+
 def bench_writes(label: str, url: str, writers: int, calls: int) -> None:
     from airflow_dataops import settings
 
@@ -116,7 +132,7 @@ def bench_writes(label: str, url: str, writers: int, calls: int) -> None:
         procs = [ctx.Process(target=_writer, args=(url, f"{count}_{i}", calls, barrier, out)) for i in range(count)]
         for proc in procs:
             proc.start()
-        elapsed = max(out.get(timeout=600) for _ in procs)
+        elapsed = max(_result_of(out, procs) for _ in procs)
         for proc in procs:
             proc.join()
         total = count * calls

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from airflow_dataops import settings
-from airflow_dataops.store.schema import SCHEMA_VERSION, metadata, schema_version
+from airflow_dataops.store.schema import SCHEMA_VERSION, check_results, metadata, schema_version
 from airflow_dataops.store.schema import alerts as alerts_table
 
 log = logging.getLogger(__name__)
@@ -188,6 +188,60 @@ def _upgrade(conn: Connection, from_version: int) -> None:
     log.info("dataops results store: upgrading schema %s -> %s", from_version, SCHEMA_VERSION)
     if from_version < 2:
         _add_column(conn, alerts_table.c.claimed_at)
+    if from_version < 3:
+        _rekey_check_results(conn)
+        _replace_indexes(conn)
+
+
+RESULT_KEY_COLUMNS = next(c for c in check_results.constraints if c.name == "uq_dataops_result").columns.keys()
+
+# Indexes of schema 2 that schema 3 replaced by ones led by dag_id.
+_DROPPED_INDEXES = {
+    "dataops_check_results": ("ix_dataops_results_pipeline_check_time",),
+    "dataops_freshness": ("ix_dataops_freshness_pipeline_time",),
+    "dataops_alerts": ("ix_dataops_alerts_pipeline_time",),
+    "dataops_audit": ("ix_dataops_audit_pipeline_time",),
+}
+
+
+def _rekey_check_results(conn: Connection) -> None:
+    """Schema 3: the natural key of a check result includes the environment. SQLite cannot alter a
+    constraint, so there the table is rebuilt (rows, ids and all); elsewhere the constraint is
+    dropped and added again."""
+    if conn.dialect.name != "sqlite":
+        # Plain DDL text: SQLAlchemy's AddConstraint/DropConstraint would mark the shared constraint
+        # object as "not inline", and every later CREATE TABLE of it would then lack the key.
+        preparer = conn.dialect.identifier_preparer
+        table = preparer.format_table(check_results)
+        name = preparer.quote("uq_dataops_result")
+        drop = "DROP INDEX" if conn.dialect.name in {"mysql", "mariadb"} else "DROP CONSTRAINT"
+        columns = ", ".join(preparer.quote(c) for c in RESULT_KEY_COLUMNS)
+        conn.execute(text(f"ALTER TABLE {table} {drop} {name}"))
+        conn.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE ({columns})"))
+        return
+    old = f"{check_results.name}_v2"
+    for index in inspect(conn).get_indexes(check_results.name):
+        conn.execute(text(f'DROP INDEX "{index["name"]}"'))
+    conn.execute(text(f'ALTER TABLE "{check_results.name}" RENAME TO "{old}"'))
+    check_results.create(conn)
+    columns = ", ".join(f'"{c}"' for c in check_results.c.keys())
+    conn.execute(text(f'INSERT INTO "{check_results.name}" ({columns}) SELECT {columns} FROM "{old}"'))
+    conn.execute(text(f'DROP TABLE "{old}"'))
+
+
+def _replace_indexes(conn: Connection) -> None:
+    """Create the indexes of ``schema.metadata`` that an older store lacks; drop the replaced ones."""
+    preparer = conn.dialect.identifier_preparer
+    existing = {table: {ix["name"] for ix in inspect(conn).get_indexes(table)} for table in _DROPPED_INDEXES}
+    for table_name, names in _DROPPED_INDEXES.items():
+        table = metadata.tables[table_name]
+        for name in names:
+            if name in existing[table_name]:  # text DDL: an Index() object would join the shared table
+                on = f" ON {preparer.format_table(table)}" if conn.dialect.name in {"mysql", "mariadb"} else ""
+                conn.execute(text(f"DROP INDEX {preparer.quote(name)}{on}"))
+        for index in table.indexes:
+            if index.name not in existing[table_name]:
+                index.create(conn, checkfirst=True)
 
 
 def _add_column(conn: Connection, column) -> None:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RESULT_KEY = ("dag_id", "run_id", "task_id", "map_index", "check_name")
+RESULT_KEY = ("dag_id", "run_id", "task_id", "map_index", "environment", "check_name")
 FRESHNESS_KEY = ("dag_id", "run_id", "task_id", "table_name", "column_name")
 HISTORY_STATUSES = ("passed", "warned")
 # Worst first: the status of a check in a run where several mapped task instances ran it.

@@ -24,7 +24,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2  # 2: dataops_alerts.claimed_at (stale claims are taken over)
+# 2: dataops_alerts.claimed_at (stale claims are taken over)
+# 3: check results keyed by environment too; indexes led by dag_id, the column every read filters on
+SCHEMA_VERSION = 3
 
 
 class UTCDateTime(TypeDecorator):
@@ -90,8 +92,12 @@ check_results = Table(
     Column("recorded_at", UTCDateTime(), nullable=False),
     Column("error", Text),
     Column("failing_rows", Text),  # JSON, only when [dataops] failing_rows_sample > 0
-    UniqueConstraint("dag_id", "run_id", "task_id", "map_index", "check_name", name="uq_dataops_result"),
-    Index("ix_dataops_results_pipeline_check_time", "pipeline", "check_name", "checked_at"),
+    # A run id names a run only within one deployment: environments sharing a store never overwrite.
+    UniqueConstraint("dag_id", "run_id", "task_id", "map_index", "environment", "check_name", name="uq_dataops_result"),
+    # volume_anomaly's history of one check in one environment.
+    Index("ix_dataops_results_history", "pipeline", "environment", "check_name", "checked_at"),
+    # The UI's history of one check.
+    Index("ix_dataops_results_dag_check_time", "dag_id", "check_name", "checked_at"),
     # Covers the UI's 30-day on-time query on its own; its leading columns serve every (dag_id, time) query.
     Index("ix_dataops_results_dag_time", "dag_id", "checked_at", "run_id", "action", "status"),
     Index("ix_dataops_results_time", "checked_at"),
@@ -114,7 +120,8 @@ freshness = Table(
     Column("max_age_seconds", Float),
     Column("fresh", Boolean),
     UniqueConstraint("dag_id", "run_id", "task_id", "table_name", "column_name", name="uq_dataops_freshness"),
-    Index("ix_dataops_freshness_pipeline_time", "pipeline", "observed_at"),
+    Index("ix_dataops_freshness_dag_time", "dag_id", "observed_at"),
+    Index("ix_dataops_freshness_time", "observed_at"),
 )
 
 alerts = Table(
@@ -142,7 +149,7 @@ alerts = Table(
     Column("resolved_at", UTCDateTime()),
     Column("resolution", String(40)),  # same_run_succeeded | cleared | later_run_succeeded | recovered
     UniqueConstraint("dag_id", "run_id", "event", "subject", "tier", "channel", name="uq_dataops_alert"),
-    Index("ix_dataops_alerts_pipeline_time", "pipeline", "created_at"),
+    Index("ix_dataops_alerts_dag_time", "dag_id", "created_at"),
     Index("ix_dataops_alerts_open", "dag_id", "acknowledged_at", "resolved_at"),
 )
 
@@ -161,5 +168,6 @@ audit = Table(
     Column("detail", Text),
     Column("error", Text),
     Column("at", UTCDateTime(), nullable=False),
-    Index("ix_dataops_audit_pipeline_time", "pipeline", "at"),
+    Index("ix_dataops_audit_dag_time", "dag_id", "at"),
+    Index("ix_dataops_audit_time", "at"),
 )
