@@ -183,8 +183,11 @@ def open_alerts(engine: Engine, dag_id: str | None = None) -> list[dict[str, Any
         return [dict(row._mapping) for row in conn.execute(stmt)]
 
 
-def acknowledge(engine: Engine, dag_id: str, run_id: str | None, by: str) -> int:
-    """Acknowledge the open alerts of a pipeline (one run, or every run): escalation stops.
+def acknowledge(
+    engine: Engine, dag_id: str, run_id: str | None, by: str, *, event: str | None = None, subject: str | None = None
+) -> int:
+    """Acknowledge the open alerts of a pipeline (one run, or every run; optionally only one
+    ``event`` and/or ``subject``, i.e. one alert): escalation stops.
 
     Returns how many alert rows were acknowledged; each acknowledged (run, event, subject) gets an
     audit row naming ``by``."""
@@ -192,6 +195,10 @@ def acknowledge(engine: Engine, dag_id: str, run_id: str | None, by: str) -> int
     where = [alerts_table.c.dag_id == dag_id, _open_clause()]
     if run_id is not None:
         where.append(alerts_table.c.run_id == run_id)
+    if event is not None:
+        where.append(alerts_table.c.event == event)
+    if subject is not None:
+        where.append(alerts_table.c.subject == subject)
     with engine.begin() as conn:
         rows = conn.execute(
             select(alerts_table.c.id, alerts_table.c.pipeline, alerts_table.c.run_id, alerts_table.c.event,
