@@ -370,6 +370,29 @@ refresh_interval = 5
         hits = [line for line in text if any(m in line for m in markers)]
         return f"----- {path} (lines about {needle!r} or errors, last {limit})\n" + "\n".join(hits[-limit:])
 
+    def wait_executor_report(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1,
+                             timeout: float = 60) -> str:
+        """Wait until the scheduler has drained the executor's report of that attempt's process ending
+        (``Received executor event with state ... for task instance TaskInstanceKey(...)``).
+
+        A deferring task's process ends after the deferral is recorded, and Airflow 3.3.2 fails the
+        task if that report is drained only after a trigger resumed it (apache/airflow#72716). A test
+        that makes a trigger fire on purpose waits for this first, so it never races the scheduler."""
+        path = self.log_dir / "scheduler.log"
+        needles = ("Received executor event with state", f"dag_id='{dag_id}'", f"task_id='{task_id}'",
+                   f"run_id='{run_id}'", f"try_number={try_number},")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = path.read_text(errors="replace") if path.exists() else ""
+            for line in text.splitlines():
+                if all(needle in line for needle in needles):
+                    return line
+            time.sleep(0.5)
+        raise AirflowClusterError(
+            f"the scheduler drained no executor event for {dag_id}/{run_id}/{task_id} try {try_number} within "
+            f"{timeout:.0f}s\n{self.component_lines('scheduler', task_id)}"
+        )
+
     def logs_tail(self, lines: int = 60) -> str:
         parts = []
         for path in sorted(self.log_dir.glob("*.log")):
