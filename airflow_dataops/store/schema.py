@@ -121,6 +121,8 @@ freshness = Table(
     Column("fresh", Boolean),
     UniqueConstraint("dag_id", "run_id", "task_id", "table_name", "column_name", name="uq_dataops_freshness"),
     Index("ix_dataops_freshness_dag_time", "dag_id", "observed_at"),
+    # The UI's newest observation per (pipeline, table, column), read from the index alone.
+    Index("ix_dataops_freshness_latest", "dag_id", "table_name", "column_name", "observed_at"),
     Index("ix_dataops_freshness_time", "observed_at"),
 )
 
