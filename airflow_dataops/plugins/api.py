@@ -1,6 +1,8 @@
 """The JSON API behind the Data Quality page, documented by FastAPI's OpenAPI and usable on its own.
 
-Everything lives under ``/dataops/api``; lists are paginated (``limit``, ``offset``, ``total``).
+Everything lives under ``/dataops/api``; lists are paginated (``limit``, ``offset``, ``total``). The
+OpenAPI document is served at ``/dataops/openapi.json`` (``servers`` names the mount point) and
+rendered, offline, at ``/dataops/docs``. A ``{dag_id}`` the caller may not read is a 404.
 """
 
 from __future__ import annotations
@@ -8,18 +10,33 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 
-from airflow_dataops.plugins import queries
-from airflow_dataops.plugins.app import ReadableDep, StoreDep, user_name
+from airflow_dataops.plugins import history, queries
+from airflow_dataops.plugins.app import AirflowRunsDep, ReadableDagDep, ReadableDep, StoreDep, user_name
+from airflow_dataops.store.alerts import acknowledge as store_acknowledge
 
-router = APIRouter(prefix="/api", tags=["Data Quality"])
+
+class Problem(BaseModel):
+    detail: str = Field(description="What went wrong, for a person.")
+
+
+router = APIRouter(
+    prefix="/api",
+    tags=["Data Quality"],
+    responses={
+        401: {"model": Problem, "description": "Not signed in: no token or cookie, or it expired."},
+        403: {"model": Problem, "description": "Invalid token, or the user lacks plugin or DAG permission."},
+        503: {"model": Problem, "description": "The results store is unreachable."},
+    },
+)
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
-ReadDag = [Depends(requires_access_dag("GET"))]
+NOT_FOUND = {404: {"model": Problem, "description": "No DAG of that id that you may read is known to Airflow."}}
+ReadDag = [ReadableDagDep, Depends(requires_access_dag("GET"))]
 
 
 class Counts(BaseModel):
@@ -48,15 +65,21 @@ class PipelineSummary(BaseModel):
     dag_id: str
     pipeline: str
     environment: str | None
-    last_run_id: str | None
-    last_checked_at: dt.datetime | None
+    last_run_id: str | None = Field(description="The newest run with check results.")
+    last_seen_run_id: str | None = Field(
+        None, description="Without check results: the run of the newest freshness observation."
+    )
+    last_checked_at: dt.datetime | None = Field(description="When that run was checked (or observed).")
     counts: Counts = Field(description="Check results of the last run, by status.")
     freshness: Freshness | None = Field(description="The stalest dataset of the pipeline, from the latest observation.")
     open_alerts: int = Field(description="Unacknowledged, unresolved alerts (one per run, event and subject).")
     open_escalations: int
-    on_time_rate: float | None = Field(description="Share of runs in 30 days that met their SLA and passed their fail checks.")
+    on_time_rate: float | None = Field(
+        description="Share of the runs of the last 30 days that succeeded, had no SLA miss and passed their fail checks "
+        "(runs as Airflow knows them, plus runs only the store still knows; unfinished runs once already late or failing)."
+    )
     on_time_runs: int
-    runs_30d: int
+    runs_30d: int = Field(description="Runs counted in the on-time rate.")
     health: Literal["healthy", "warning", "stale", "failing", "no_results"]
 
 
@@ -157,97 +180,182 @@ class AuditPage(Page):
     items: list[AuditEntry]
 
 
+class Message(BaseModel):
+    tier: int = Field(description="0: the first alert; 1..: escalation tiers.")
+    channel: str
+    status: str
+    error: str | None
+    sent_at: dt.datetime | None
+    message: str | None
+
+
+class Incident(BaseModel):
+    """One alert as people see it: a (run, event, subject), whatever channels and tiers it went to."""
+
+    run_id: str
+    event: str
+    subject: str
+    environment: str | None
+    severity: str
+    open: bool = Field(description="Neither acknowledged nor resolved.")
+    escalated: bool
+    created_at: dt.datetime | None
+    last_at: dt.datetime | None
+    acknowledged_at: dt.datetime | None
+    acknowledged_by: str | None
+    resolved_at: dt.datetime | None
+    resolution: str | None
+    messages: list[Message]
+
+
+class IncidentPage(Page):
+    items: list[Incident]
+
+
 class AckRequest(BaseModel):
-    run_id: str | None = Field(None, description="Acknowledge this run's open alerts; null: every open alert of the pipeline.")
+    run_id: str | None = Field(None, description="Only this run's open alerts; null: every run.")
+    event: str | None = Field(None, description="Only this event (e.g. check_failed); null: every event.")
+    subject: str | None = Field(None, description="Only this subject (check name, task id, source or sla); null: any.")
 
 
 class AckResponse(BaseModel):
     dag_id: str
     run_id: str | None
-    acknowledged: int = Field(description="Alert rows acknowledged by this call.")
+    event: str | None = None
+    subject: str | None = None
+    acknowledged: int = Field(description="Alert rows (channels and tiers) acknowledged by this call.")
     by: str
+
+
+def same_origin(request: Request) -> None:
+    """Refuse a state change a browser sent from another site or a sibling subdomain (defence in
+    depth: the login cookie is SameSite=Lax and the body must be JSON, which a cross-site form
+    cannot send). Browsers set ``Sec-Fetch-Site``; scripts and tools send none and pass. No
+    Origin/Host comparison: a reverse proxy may rewrite Host."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise HTTPException(403, f"A {site} request cannot acknowledge alerts: use the Data Quality page itself.")
 
 
 @router.get("/pipelines", response_model=PipelinePage, summary="Every pipeline you may read, summarised")
 def list_pipelines(
-    engine: StoreDep, readable: ReadableDep, limit: Limit = 50, offset: Offset = 0,
+    engine: StoreDep, readable: ReadableDep, runs: AirflowRunsDep, limit: Limit = 50, offset: Offset = 0,
     search: Annotated[str | None, Query(description="Case-insensitive substring of the DAG id.")] = None,
 ):
     with engine.connect() as conn:
-        return queries.overview(conn, readable, search=search, limit=limit, offset=offset)
+        return queries.overview(conn, readable, search=search, limit=limit, offset=offset, airflow_runs=runs)
 
 
-@router.get("/pipelines/{dag_id}", response_model=PipelineSummary, dependencies=ReadDag, summary="One pipeline, summarised")
-def get_pipeline(dag_id: str, engine: StoreDep):
+@router.get(
+    "/pipelines/{dag_id}", response_model=PipelineSummary, dependencies=ReadDag, responses=NOT_FOUND,
+    summary="One pipeline, summarised",
+)
+def get_pipeline(dag_id: str, engine: StoreDep, runs: AirflowRunsDep):
     with engine.connect() as conn:
-        return queries.summaries(conn, [dag_id])[0]
+        return queries.summaries(conn, [dag_id], airflow_runs=runs)[0]
 
 
-@router.get("/pipelines/{dag_id}/runs", response_model=RunPage, dependencies=ReadDag, summary="Check counts per run")
+@router.get(
+    "/pipelines/{dag_id}/runs", response_model=RunPage, dependencies=ReadDag, responses=NOT_FOUND,
+    summary="Check counts per run",
+)
 def list_runs(dag_id: str, engine: StoreDep, limit: Limit = 30, offset: Offset = 0):
     with engine.connect() as conn:
-        return queries.run_history(conn, dag_id, limit=limit, offset=offset)
+        return history.run_history(conn, dag_id, limit=limit, offset=offset)
 
 
-@router.get("/pipelines/{dag_id}/checks", response_model=list[CheckInfo], dependencies=ReadDag, summary="Checks with results")
+@router.get(
+    "/pipelines/{dag_id}/checks", response_model=list[CheckInfo], dependencies=ReadDag, responses=NOT_FOUND,
+    summary="Checks with results",
+)
 def list_checks(dag_id: str, engine: StoreDep):
     with engine.connect() as conn:
-        return queries.check_names(conn, dag_id)
+        return history.check_names(conn, dag_id)
 
 
 @router.get(
-    "/pipelines/{dag_id}/checks/{check_name}/history", response_model=list[CheckResultOut], dependencies=ReadDag,
-    summary="Observed vs expected of one check over time (oldest first)",
+    "/pipelines/{dag_id}/checks/history", response_model=list[CheckResultOut], dependencies=ReadDag,
+    responses=NOT_FOUND, summary="Observed vs expected of one check over time (oldest first)",
 )
-def check_history(dag_id: str, check_name: str, engine: StoreDep, limit: Limit = 60):
+def check_history(
+    dag_id: str, engine: StoreDep,
+    check: Annotated[str, Query(description="The check name (a query parameter: names may contain '/').")],
+    limit: Limit = 60,
+):
     with engine.connect() as conn:
-        return queries.check_history(conn, dag_id, check_name, limit=limit)
+        return history.check_history(conn, dag_id, check, limit=limit)
 
 
 @router.get(
-    "/pipelines/{dag_id}/results", response_model=ResultPage, dependencies=ReadDag,
+    "/pipelines/{dag_id}/results", response_model=ResultPage, dependencies=ReadDag, responses=NOT_FOUND,
     summary="Results of one run (default: the latest), failures first",
 )
 def list_results(
     dag_id: str, engine: StoreDep, limit: Limit = 100, offset: Offset = 0,
     run_id: Annotated[str | None, Query(description="Default: the pipeline's latest run.")] = None,
     status: Annotated[list[str] | None, Query(description="Only these statuses (repeatable).")] = None,
+    task_id: Annotated[str | None, Query(description="Only this task's results.")] = None,
+    map_index: Annotated[int | None, Query(ge=-1, description="Only this mapped task instance (-1: not mapped).")] = None,
 ):
     with engine.connect() as conn:
         if run_id is None:
-            run_id = queries.summaries(conn, [dag_id])[0]["last_run_id"]
+            run_id = (
+                history.latest_task_run(conn, dag_id, task_id) if task_id
+                else queries.summaries(conn, [dag_id])[0]["last_run_id"]
+            )
             if run_id is None:
                 return {"total": 0, "limit": limit, "offset": offset, "items": []}
-        return queries.run_results(conn, dag_id, run_id, statuses=status, limit=limit, offset=offset)
+        return history.run_results(
+            conn, dag_id, run_id, statuses=status, task_id=task_id, map_index=map_index, limit=limit, offset=offset
+        )
 
 
-@router.get("/pipelines/{dag_id}/freshness", response_model=FreshnessPage, dependencies=ReadDag, summary="Freshness over time")
+@router.get(
+    "/pipelines/{dag_id}/freshness", response_model=FreshnessPage, dependencies=ReadDag, responses=NOT_FOUND,
+    summary="Freshness over time",
+)
 def list_freshness(dag_id: str, engine: StoreDep, limit: Limit = 60, offset: Offset = 0):
     with engine.connect() as conn:
-        return queries.freshness_history(conn, dag_id, limit=limit, offset=offset)
+        return history.freshness_history(conn, dag_id, limit=limit, offset=offset)
 
 
-@router.get("/pipelines/{dag_id}/alerts", response_model=AlertPage, dependencies=ReadDag, summary="Alerts and escalations")
+@router.get(
+    "/pipelines/{dag_id}/incidents", response_model=IncidentPage, dependencies=ReadDag, responses=NOT_FOUND,
+    summary="Alerts, one per (run, event, subject) with the messages sent for it; open ones first",
+)
+def list_incidents(dag_id: str, engine: StoreDep, limit: Limit = 20, offset: Offset = 0, open_only: bool = False):
+    with engine.connect() as conn:
+        return history.incidents(conn, dag_id, open_only=open_only, limit=limit, offset=offset)
+
+
+@router.get(
+    "/pipelines/{dag_id}/alerts", response_model=AlertPage, dependencies=ReadDag, responses=NOT_FOUND,
+    summary="Alert messages: one per (run, event, subject, tier, channel), newest first",
+)
 def list_alerts(dag_id: str, engine: StoreDep, limit: Limit = 50, offset: Offset = 0, open_only: bool = False):
     with engine.connect() as conn:
-        return queries.alert_list(conn, dag_id, open_only=open_only, limit=limit, offset=offset)
+        return history.alert_list(conn, dag_id, open_only=open_only, limit=limit, offset=offset)
 
 
-@router.get("/pipelines/{dag_id}/audit", response_model=AuditPage, dependencies=ReadDag, summary="Alerting audit trail")
+@router.get(
+    "/pipelines/{dag_id}/audit", response_model=AuditPage, dependencies=ReadDag, responses=NOT_FOUND,
+    summary="Alerting audit trail",
+)
 def list_audit(dag_id: str, engine: StoreDep, limit: Limit = 50, offset: Offset = 0):
     with engine.connect() as conn:
-        return queries.audit_trail(conn, dag_id, limit=limit, offset=offset)
+        return history.audit_trail(conn, dag_id, limit=limit, offset=offset)
 
 
 @router.post(
-    "/pipelines/{dag_id}/acknowledge", response_model=AckResponse, dependencies=[Depends(requires_access_dag("PUT"))],
+    "/pipelines/{dag_id}/acknowledge", response_model=AckResponse,
+    dependencies=[Depends(same_origin), ReadableDagDep, Depends(requires_access_dag("PUT"))], responses=NOT_FOUND,
     summary="Acknowledge open alerts (stops their escalation); needs edit permission on the DAG",
+    description="Send `{run_id, event, subject}` for one alert; leave fields null to widen (all null: every open "
+    "alert of the pipeline). The body must be `application/json` (other content types are refused with 422), and "
+    "a browser request from another site is refused (403): a cross-site form cannot acknowledge.",
 )
 def acknowledge(dag_id: str, engine: StoreDep, user: GetUserDep, body: Annotated[AckRequest, Body()]):
-    try:
-        from airflow_dataops.store.alerts import acknowledge as store_acknowledge
-    except ImportError as exc:  # the alerting store ships separately; say so instead of a 500
-        raise HTTPException(501, f"acknowledging needs airflow_dataops.store.alerts ({exc})") from exc
     by = user_name(user)
-    count = store_acknowledge(engine, dag_id, body.run_id, by)
-    return {"dag_id": dag_id, "run_id": body.run_id, "acknowledged": count, "by": by}
+    count = store_acknowledge(engine, dag_id, body.run_id, by, event=body.event, subject=body.subject)
+    return {"dag_id": dag_id, "run_id": body.run_id, "event": body.event, "subject": body.subject,
+            "acknowledged": count, "by": by}

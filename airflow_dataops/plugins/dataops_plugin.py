@@ -2,7 +2,12 @@
 
 Registered through the ``airflow.plugins`` entry point (pyproject). Airflow's api-server mounts the
 FastAPI app at ``/dataops``; the UI shows it under Browse > Data Quality (an iframe at
-``/plugin/data-quality``) and links to it from DAG, run and task pages.
+``/plugin/data-quality``) and as a *Data Quality* tab on DAG, run, task and task-instance pages.
+
+The UI fills ``{DAG_ID}``, ``{RUN_ID}``, ``{TASK_ID}`` and ``{MAP_INDEX}`` in a destination's href
+only where its page has that value: the task page (``dags/:dagId/tasks/:taskId``) has no run, and
+an unmapped task instance has no map index, so those placeholders would stay literal. Each href
+therefore names only what its page has; the pipeline page also ignores a literal placeholder.
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ app = LazyApp()
 
 
 class DataOpsPlugin(AirflowPlugin):
-    """The Data Quality page and its JSON API (docs at ``/dataops/docs``)."""
+    """The Data Quality page and its JSON API (OpenAPI at ``/dataops/openapi.json``, a readable
+    reference at ``/dataops/docs``)."""
 
     name = "airflow_dataops"
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Data Quality"}]
@@ -80,8 +86,14 @@ class DataOpsPlugin(AirflowPlugin):
         },
         {
             "name": "Data Quality",
-            "href": f"{_PAGE}/pipelines/{{DAG_ID}}?run_id={{RUN_ID}}&task_id={{TASK_ID}}",
+            "href": f"{_PAGE}/pipelines/{{DAG_ID}}?task_id={{TASK_ID}}",
             "url_route": "data-quality-task",
             "destination": "task",
+        },
+        {
+            "name": "Data Quality",
+            "href": f"{_PAGE}/pipelines/{{DAG_ID}}?run_id={{RUN_ID}}&task_id={{TASK_ID}}&map_index={{MAP_INDEX}}",
+            "url_route": "data-quality-task-instance",
+            "destination": "task_instance",
         },
     ]

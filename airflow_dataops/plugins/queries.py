@@ -1,8 +1,13 @@
-"""Read queries over the results store, for the Data Quality page and its JSON API.
+"""Overview queries over the results store: which pipelines exist, and their summaries.
 
 Every query is scoped to DAG ids the caller may read (the route passes them in). Aggregates run in
-the database and every page issues a fixed number of statements whatever the number of
-pipelines on it (no N+1). Lists are paginated with LIMIT/OFFSET.
+the database and a page issues a fixed number of statements whatever the number of pipelines on
+it (no N+1). One pipeline's lists (runs, results, alerts...) are in ``history``.
+
+The on-time rate counts a DAG's runs of the last 30 days. The store alone knows the runs that
+recorded something; inside the api-server the route also passes the DAG runs Airflow itself knows
+(``airflow_runs``: state from Airflow's own ``dag_run`` table, which the UI may read though tasks
+may not), so a run that failed before any check ran counts too, as not on time.
 """
 
 from __future__ import annotations
@@ -10,10 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, case, desc, distinct, func, literal, select, tuple_, union_all
+from sqlalchemy import Connection, String, and_, case, func, literal, select, tuple_, union_all
 
 from airflow_dataops.store.alerts import OPEN_EVENTS
 from airflow_dataops.store.schema import alerts, audit, check_results, freshness
@@ -25,13 +30,16 @@ STATUSES = ("passed", "warned", "failed", "error")
 ON_TIME_DAYS = 30
 UNION_CHUNK = 200
 
+# (dag_ids, since) -> (dag_id, run_id, state) of the DAG runs Airflow knows that are due since then.
+AirflowRuns = Callable[[Sequence[str], dt.datetime], Iterable[tuple[str, str, str | None]]]
+
 
 def utc(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes: the store writes UTC, so read them as UTC."""
     return None if value is None else as_utc(value)
 
 
-def _json(text: str | None) -> Any:
+def json_value(text: str | None) -> Any:
     if text is None:
         return None
     try:
@@ -69,6 +77,7 @@ def overview(
     limit: int = 50,
     offset: int = 0,
     now: dt.datetime | None = None,
+    airflow_runs: AirflowRuns | None = None,
 ) -> dict[str, Any]:
     """One page of pipeline summaries, ordered by DAG id, with the total for pagination."""
     ids = pipeline_dag_ids(conn, readable)
@@ -76,11 +85,19 @@ def overview(
         needle = search.lower()
         ids = [d for d in ids if needle in d.lower()]
     page = ids[offset : offset + limit]
-    return {"total": len(ids), "limit": limit, "offset": offset, "items": summaries(conn, page, now=now)}
+    return {"total": len(ids), "limit": limit, "offset": offset, "items": summaries(conn, page, now=now, airflow_runs=airflow_runs)}
 
 
-def summaries(conn: Connection, dag_ids: Sequence[str], *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Summaries of the given pipelines in seven statements (per 200 pipelines), whatever their number."""
+def summaries(
+    conn: Connection,
+    dag_ids: Sequence[str],
+    *,
+    now: dt.datetime | None = None,
+    airflow_runs: AirflowRuns | None = None,
+) -> list[dict[str, Any]]:
+    """Summaries of the given pipelines in eight statements (per 200 pipelines), whatever their number.
+
+    ``airflow_runs``: Airflow's own DAG runs, for the on-time rate (see the module docstring)."""
     if not dag_ids:
         return []
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -125,12 +142,15 @@ def summaries(conn: Connection, dag_ids: Sequence[str], *, now: dt.datetime | No
         worst = item["freshness"]
         if worst is None or _lag_ratio(row) > _lag_ratio(worst):
             item["freshness"] = row
+        if item["last_run_id"] is None and (item["last_checked_at"] is None or row["observed_at"] > item["last_checked_at"]):
+            # Only sensors or freshness rows so far: their run is the last one the store knows.
+            item["last_checked_at"], item["last_seen_run_id"] = row["observed_at"], row["run_id"]
 
     for row in _open_alert_counts(conn, dag_ids):
         items[row.dag_id]["open_alerts"] = row.open
         items[row.dag_id]["open_escalations"] = row.escalated or 0
 
-    for dag_id, (met, total) in _on_time(conn, dag_ids, now).items():
+    for dag_id, (met, total) in _on_time(conn, dag_ids, now, airflow_runs).items():
         items[dag_id]["on_time_runs"] = met
         items[dag_id]["runs_30d"] = total
         items[dag_id]["on_time_rate"] = round(met / total, 4) if total else None
@@ -145,7 +165,8 @@ def _empty_summary(dag_id: str) -> dict[str, Any]:
         "dag_id": dag_id,
         "pipeline": dag_id,
         "environment": None,
-        "last_run_id": None,
+        "last_run_id": None,  # the newest run with check results
+        "last_seen_run_id": None,  # without check results: the run of the newest freshness observation
         "last_checked_at": None,
         "counts": dict.fromkeys(STATUSES, 0),
         "freshness": None,
@@ -179,16 +200,32 @@ def _health(item: dict[str, Any]) -> str:
 
 
 def latest_freshness(conn: Connection, dag_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The newest freshness observation of every (pipeline, table, column)."""
-    newest_first = func.row_number().over(
-        partition_by=(fr.dag_id, fr.table_name, fr.column_name), order_by=(desc(fr.observed_at), desc(fr.id))
-    )
-    ranked = select(freshness, newest_first.label("rank")).where(fr.dag_id.in_(dag_ids)).subquery()
-    rows = conn.execute(select(ranked).where(ranked.c.rank == 1)).all()
-    return [_freshness_row(r) for r in rows]
+    """The newest freshness observation of every (pipeline, table, column).
+
+    Two index reads, not a window over the whole history: the newest time per (dag, table, column)
+    from ``ix_dataops_freshness_latest`` alone (index-only), then the rows at those times through
+    ``(dag_id, observed_at)``; ties and NULL tables are settled here, by (time, id)."""
+    if not dag_ids:
+        return []
+    newest = conn.execute(
+        select(fr.dag_id, fr.table_name, fr.column_name, func.max(fr.observed_at).label("at"))
+        .where(fr.dag_id.in_(dag_ids))
+        .group_by(fr.dag_id, fr.table_name, fr.column_name)
+    ).all()
+    wanted = {(r.dag_id, r.table_name, r.column_name): utc(r.at) for r in newest}
+    moments = sorted({(r.dag_id, r.at) for r in newest})
+    best: dict[tuple, Any] = {}
+    for start in range(0, len(moments), 500):
+        for row in conn.execute(select(freshness).where(tuple_(fr.dag_id, fr.observed_at).in_(moments[start : start + 500]))):
+            key = (row.dag_id, row.table_name, row.column_name)
+            if wanted.get(key) != utc(row.observed_at):
+                continue
+            if key not in best or row.id > best[key].id:
+                best[key] = row
+    return [freshness_row(best[k]) for k in sorted(best, key=lambda k: tuple("" if v is None else v for v in k))]
 
 
-def _freshness_row(row) -> dict[str, Any]:
+def freshness_row(row) -> dict[str, Any]:
     return {
         "dag_id": row.dag_id,
         "run_id": row.run_id,
@@ -204,7 +241,7 @@ def _freshness_row(row) -> dict[str, Any]:
     }
 
 
-def _open_condition():
+def open_condition():
     """A first-tier alert nobody acknowledged and nothing resolved (as ``store.alerts`` defines it)."""
     return and_(al.acknowledged_at.is_(None), al.resolved_at.is_(None), al.event.in_(OPEN_EVENTS), al.tier == 0)
 
@@ -212,7 +249,7 @@ def _open_condition():
 def _open_alert_counts(conn: Connection, dag_ids: Sequence[str]):
     """Open alerts per pipeline: one per (run, event, subject) however many channels and tiers it
     went to; escalated when a tier above 0 went out for it."""
-    is_open = case((_open_condition(), 1), else_=0)
+    is_open = case((open_condition(), 1), else_=0)
     per_alert = (
         select(al.dag_id, func.max(al.tier).label("tier"))
         .where(al.dag_id.in_(dag_ids), al.event.in_(OPEN_EVENTS))
@@ -229,15 +266,18 @@ def _open_alert_counts(conn: Connection, dag_ids: Sequence[str]):
     ).all()
 
 
-def _on_time(conn: Connection, dag_ids: Sequence[str], now: dt.datetime) -> dict[str, tuple[int, int]]:
-    """Per pipeline (runs that met their SLA and passed their fail checks, runs) over 30 days.
+def _on_time(
+    conn: Connection, dag_ids: Sequence[str], now: dt.datetime, airflow_runs: AirflowRuns | None = None
+) -> dict[str, tuple[int, int]]:
+    """Per pipeline (runs on time, runs) over 30 days.
 
-    A run is late when it has an ``sla_miss`` alert; it failed when a ``fail`` check failed or
-    errored. Runs with an SLA miss but no stored checks still count as runs.
-    """
+    A run is on time when it succeeded, has no ``sla_miss`` alert (alerting records one for every
+    SLA miss, channels or not) and no ``fail`` check failed or errored. Runs come from Airflow
+    (``airflow_runs``: finished runs count; an unfinished one only once it is already late or
+    failing) and from the store (runs Airflow no longer knows, e.g. after ``airflow db clean``)."""
     since = now - dt.timedelta(days=ON_TIME_DAYS)
     bad_check = case((and_(cr.action == "fail", cr.status.in_(("failed", "error"))), 1), else_=0)
-    runs: dict[tuple[str, str], bool] = {}
+    runs: dict[tuple[str, str], bool] = {}  # (dag_id, run_id) -> not on time
     for row in conn.execute(
         select(cr.dag_id, cr.run_id, func.max(bad_check).label("bad"))
         .where(cr.dag_id.in_(dag_ids), cr.checked_at >= since)
@@ -250,157 +290,17 @@ def _on_time(conn: Connection, dag_ids: Sequence[str], now: dt.datetime) -> dict
         .group_by(al.dag_id, al.run_id)
     ):
         runs[(row.dag_id, row.run_id)] = True
+    if airflow_runs is not None:
+        for dag_id, run_id, state in airflow_runs(dag_ids, since):
+            key = (dag_id, run_id)
+            if state == "failed":
+                runs[key] = True
+            elif state == "success":
+                runs.setdefault(key, False)
+            elif not runs.get(key):
+                runs.pop(key, None)  # queued or running, and nothing wrong yet: not decided
     tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for (dag_id, _run), bad in runs.items():
         tally[dag_id][1] += 1
         tally[dag_id][0] += 0 if bad else 1
     return {d: (met, total) for d, (met, total) in tally.items()}
-
-
-def run_history(conn: Connection, dag_id: str, *, limit: int = 30, offset: int = 0) -> dict[str, Any]:
-    """Pass/warn/fail/error counts per run, newest first."""
-    counts = [func.sum(case((cr.status == s, 1), else_=0)).label(s) for s in STATUSES]
-    last = func.max(cr.checked_at).label("checked_at")
-    rows = conn.execute(
-        select(cr.run_id, last, *counts)
-        .where(cr.dag_id == dag_id)
-        .group_by(cr.run_id)
-        .order_by(desc(last), cr.run_id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    total = conn.execute(select(func.count(distinct(cr.run_id))).where(cr.dag_id == dag_id)).scalar_one()
-    items = [
-        {"run_id": r.run_id, "checked_at": utc(r.checked_at), "counts": {s: int(getattr(r, s) or 0) for s in STATUSES}}
-        for r in rows
-    ]
-    return {"total": total, "limit": limit, "offset": offset, "items": items}
-
-
-def check_names(conn: Connection, dag_id: str) -> list[dict[str, Any]]:
-    """Every check this pipeline has results for, with its latest type, action and status."""
-    newest = (
-        select(cr.check_name, func.max(cr.checked_at).label("at"))
-        .where(cr.dag_id == dag_id)
-        .group_by(cr.check_name)
-        .subquery()
-    )
-    rows = conn.execute(
-        select(cr.check_name, cr.check_type, cr.action, cr.status, cr.checked_at)
-        .join(newest, and_(cr.check_name == newest.c.check_name, cr.checked_at == newest.c.at))
-        .where(cr.dag_id == dag_id)
-        .order_by(cr.check_name)
-    ).all()
-    seen: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        seen.setdefault(
-            r.check_name,
-            {"check_name": r.check_name, "check_type": r.check_type, "action": r.action, "status": r.status,
-             "checked_at": utc(r.checked_at)},
-        )
-    return list(seen.values())
-
-
-def _result_row(r, *, samples: bool = False) -> dict[str, Any]:
-    row = {
-        "run_id": r.run_id,
-        "task_id": r.task_id,
-        "map_index": r.map_index,
-        "environment": r.environment,
-        "table_name": r.table_name,
-        "check_name": r.check_name,
-        "check_type": r.check_type,
-        "action": r.action,
-        "status": r.status,
-        "observed": _json(r.observed),
-        "expected": _json(r.expected),
-        "message": r.message,
-        "error": r.error,
-        "duration_ms": r.duration_ms,
-        "checked_at": utc(r.checked_at),
-    }
-    if samples:
-        row["failing_rows"] = _json(r.failing_rows)
-    return row
-
-
-def check_history(conn: Connection, dag_id: str, check_name: str, *, limit: int = 60) -> list[dict[str, Any]]:
-    """The newest ``limit`` results of one check, oldest first (for a time chart)."""
-    rows = conn.execute(
-        select(check_results)
-        .where(cr.dag_id == dag_id, cr.check_name == check_name)
-        .order_by(desc(cr.checked_at))
-        .limit(limit)
-    ).all()
-    return [_result_row(r) for r in reversed(rows)]
-
-
-def run_results(
-    conn: Connection,
-    dag_id: str,
-    run_id: str,
-    *,
-    statuses: Sequence[str] | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> dict[str, Any]:
-    """Results of one run, failures first; failing-row samples included where stored."""
-    where = [cr.dag_id == dag_id, cr.run_id == run_id]
-    if statuses:
-        where.append(cr.status.in_(statuses))
-    order = case({"error": 0, "failed": 1, "warned": 2}, value=cr.status, else_=3)
-    rows = conn.execute(
-        select(check_results).where(*where).order_by(order, cr.check_name).limit(limit).offset(offset)
-    ).all()
-    total = conn.execute(select(func.count()).select_from(check_results).where(*where)).scalar_one()
-    return {"total": total, "limit": limit, "offset": offset, "items": [_result_row(r, samples=True) for r in rows]}
-
-
-def freshness_history(conn: Connection, dag_id: str, *, limit: int = 60, offset: int = 0) -> dict[str, Any]:
-    """Freshness observations, newest first."""
-    rows = conn.execute(
-        select(freshness).where(fr.dag_id == dag_id).order_by(desc(fr.observed_at)).limit(limit).offset(offset)
-    ).all()
-    total = conn.execute(select(func.count()).select_from(freshness).where(fr.dag_id == dag_id)).scalar_one()
-    return {"total": total, "limit": limit, "offset": offset, "items": [_freshness_row(r) for r in rows]}
-
-
-def alert_list(
-    conn: Connection, dag_id: str, *, open_only: bool = False, limit: int = 50, offset: int = 0
-) -> dict[str, Any]:
-    """Alerts and escalations of a pipeline, newest first."""
-    where = [al.dag_id == dag_id]
-    if open_only:
-        where.append(_open_condition())
-    rows = conn.execute(
-        select(alerts).where(*where).order_by(desc(al.created_at), desc(al.id)).limit(limit).offset(offset)
-    ).all()
-    total = conn.execute(select(func.count()).select_from(alerts).where(*where)).scalar_one()
-    items = [
-        {
-            "id": r.id, "run_id": r.run_id, "environment": r.environment, "event": r.event, "subject": r.subject,
-            "tier": r.tier, "channel": r.channel, "severity": r.severity, "status": r.status, "message": r.message,
-            "error": r.error, "created_at": utc(r.created_at), "sent_at": utc(r.sent_at),
-            "acknowledged_at": utc(r.acknowledged_at), "acknowledged_by": r.acknowledged_by,
-            "resolved_at": utc(r.resolved_at), "resolution": r.resolution,
-            "open": r.tier == 0 and r.acknowledged_at is None and r.resolved_at is None and r.event in OPEN_EVENTS,
-        }
-        for r in rows
-    ]
-    return {"total": total, "limit": limit, "offset": offset, "items": items}
-
-
-def audit_trail(conn: Connection, dag_id: str, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-    """What alerting did for a pipeline (alerts, suppressions, acks, escalations), newest first."""
-    rows = conn.execute(
-        select(audit).where(au.dag_id == dag_id).order_by(desc(au.at), desc(au.id)).limit(limit).offset(offset)
-    ).all()
-    total = conn.execute(select(func.count()).select_from(audit).where(au.dag_id == dag_id)).scalar_one()
-    items = [
-        {
-            "id": r.id, "run_id": r.run_id, "kind": r.kind, "event": r.event, "channel": r.channel,
-            "outcome": r.outcome, "actor": r.actor, "detail": r.detail, "error": r.error, "at": utc(r.at),
-        }
-        for r in rows
-    ]
-    return {"total": total, "limit": limit, "offset": offset, "items": items}

@@ -159,3 +159,15 @@ def register_dags(dag_ids, bundle: str = "dags-folder", metadata_url: str | None
             session.commit()
     if engine:
         engine.dispose()
+
+
+def add_dag_runs(runs) -> None:
+    """DAG runs in this process's Airflow metadata DB: (dag_id, run_id, state, run_after)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.types import DagRunType
+
+    with create_session() as session:
+        for dag_id, run, state, run_after in runs:
+            session.add(DagRun(dag_id=dag_id, run_id=run, state=state, run_after=run_after,
+                               run_type=DagRunType.MANUAL, queued_at=run_after))

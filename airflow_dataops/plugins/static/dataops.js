@@ -12,16 +12,21 @@
     select.addEventListener("change", function () { showLoading(); select.form.submit(); });
   });
 
+  function field(button, name) {
+    var value = button.getAttribute("data-" + name);
+    return value ? value : null;  // absent: no filter on that field
+  }
+
   function acknowledge(button) {
     var status = document.querySelector(".ack-result");
-    var runId = button.getAttribute("data-run-id");
+    var label = button.textContent;
     button.disabled = true;
     button.textContent = "Acknowledging\u2026";
     fetch(button.getAttribute("data-ack-url"), {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify({ run_id: runId ? runId : null })
+      body: JSON.stringify({ run_id: field(button, "run-id"), event: field(button, "event"), subject: field(button, "subject") })
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
         if (!response.ok) {
@@ -30,14 +35,19 @@
           if (response.status === 401) { detail = "Your session has expired: sign in to Airflow again"; }
           throw new Error(detail);
         }
-        if (status) { status.textContent = "Acknowledged " + body.acknowledged + " alert(s) as " + body.by + "."; }
+        if (status) { status.textContent = "Acknowledged " + body.acknowledged + " alert message(s) as " + body.by + "."; }
         showLoading();
         window.location.reload();
       });
     }).catch(function (error) {
       button.disabled = false;
-      button.textContent = "Acknowledge";
-      var target = status || button.parentNode;
+      button.textContent = label;
+      var target = status;
+      if (!target) {
+        target = document.createElement("span");
+        target.setAttribute("role", "status");
+        button.insertAdjacentElement("afterend", target);
+      }
       target.textContent = "Could not acknowledge: " + error.message;
       target.classList.add("ack-error");
     });
