@@ -9,6 +9,8 @@ _PATTERNS = (
     re.compile(r"xox[a-z]-[A-Za-z0-9-]+"),  # Slack tokens
     re.compile(r"(https?://[^\s'\"<>]*?/services/)[^\s'\"<>]+"),  # Slack incoming-webhook paths
     re.compile(r"(://)[^/\s:@'\"]+:[^@\s'\"]+@"),  # user:password@ in URLs
+    # key=value DSNs (libpq, ODBC): password=..., pwd='...'
+    re.compile(r"(?i)\b(password|passwd|pwd)(\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s;,)]+)"),
 )
 
 
@@ -31,6 +33,7 @@ def scrub(text: object, secrets: Iterable[str | None] = ()) -> str:
     result = _PATTERNS[0].sub("***", result)
     result = _PATTERNS[1].sub(r"\1***", result)
     result = _PATTERNS[2].sub(r"\1***@", result)
+    result = _PATTERNS[3].sub(r"\1\2***", result)
     return result
 
 

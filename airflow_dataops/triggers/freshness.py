@@ -14,6 +14,15 @@ How it behaves (and why):
   trigger in the process. The pool size (``MAX_CONNECTIONS_PER_CONN_ID``) bounds both the
   threads and the database connections: 1,000 triggers on one connection id use at most that
   many connections, through the process-wide engine of ``hooks.sql.get_engine``.
+- **The deadline holds even when the pool is busy.** A poll is awaited with ``asyncio.wait_for``
+  for the time left until the deadline plus ``FINAL_LOOK_S`` (the last look, taken at the deadline
+  itself, may take that long), whether it is still queued for a pool thread (other polls on the
+  same connection id hold all of them, e.g. behind a locked table) or running. Its statement
+  timeout, set when a thread starts it, is capped to the same moment. A poll given up on this way
+  is cancelled if it never started; a running one ends at its statement timeout.
+- **Nothing observed is not "max is NULL".** When no poll answered (every one hit its statement
+  timeout, or none got a connection in time), the event says ``observed: false`` with the reason in
+  ``error``; ``newest``/``observed_at`` are then None and the sensor records no observation.
 - **Database errors.** Transient ones (connection refused or dropped, server restarting, pool
   timeout) are retried inside the trigger with a short backoff, never past the deadline; if the
   deadline passes while the database is still unreachable the trigger yields an ``error`` event
@@ -26,17 +35,19 @@ How it behaves (and why):
   store write is an upsert keyed by the task instance), so the outcome downstream is one.
 
 Event payload (a plain JSON dict): ``status`` (``fresh`` | ``timeout`` | ``error``), ``conn_id``,
-``table``, ``timestamp_column``, ``newest`` (ISO or None), ``lag_s``, ``max_age_s``,
-``observed_at``, ``deadline``, ``polls``, ``error`` (text or None), ``error_kind``
-(``permanent`` | ``unreachable`` | None).
+``table``, ``timestamp_column``, ``observed`` (whether any poll answered), ``newest`` (ISO or
+None), ``lag_s``, ``max_age_s``, ``observed_at`` (ISO of the observation reported, None when
+nothing was observed), ``deadline``, ``polls``, ``error`` (scrubbed text or None: why the latest
+poll failed), ``error_kind`` (``permanent`` | ``unreachable`` | None).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import datetime as dt
+import functools
 import logging
+import math
 import threading
 import zlib
 from collections.abc import AsyncIterator
@@ -58,6 +69,9 @@ MAX_CONNECTIONS_PER_CONN_ID = 4
 CONNECTION_LOOKUP_TTL_S = 60.0
 #: First retry delay after a transient database error; doubles up to the poke interval.
 RETRY_BASE_S = 1.0
+#: How long past the deadline the last look (taken at the deadline) may take before the trigger
+#: gives up on it and fires the timeout with what it had.
+FINAL_LOOK_S = 2.0
 
 _EXECUTORS: dict[str, ThreadPoolExecutor] = {}
 _EXECUTORS_LOCK = threading.Lock()
@@ -180,10 +194,18 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line naming the error, without the SQL parameters SQLAlchemy would append."""
+    """One line naming the error, without the SQL parameters SQLAlchemy would append, and scrubbed
+    of secrets (a driver error may echo a DSN or URL with its password): the text goes into the
+    trigger event (Airflow's metadata database), logs and the task's error."""
+    from airflow_dataops.alerting.secrets import scrub
+
     orig = getattr(exc, "orig", None) or exc
-    text = " ".join(str(orig).split())
+    text = scrub(" ".join(str(orig).split()))
     return f"{type(orig).__name__}: {text[:500]}"
+
+
+class PollNotAnswered(TimeoutError):
+    """A poll gave no answer before the deadline (queued for a pool thread, or the database slow)."""
 
 
 def _executor_for(conn_id: str) -> ThreadPoolExecutor:
@@ -237,6 +259,7 @@ class FreshnessTrigger(BaseTrigger):
         self.deadline = parse_utc(deadline).isoformat()
         self.not_before = not_before  # see triggers.settle: no event before this moment
         self._stmt = None  # built on the first poll, in the pool thread
+        self._poll_started = False  # set by the pool thread when the current poll begins
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -260,8 +283,9 @@ class FreshnessTrigger(BaseTrigger):
         key = f"{self.conn_id}|{self.table}|{self.where_sql}|{self.deadline}".encode()
         return 0.5 + (zlib.crc32(key) % 1000) / 2000
 
-    def _poll(self) -> Observation:
+    def _poll(self, answer_by: dt.datetime) -> Observation:
         """One blocking poll, run in the connection's pool thread (one at a time per trigger)."""
+        self._poll_started = True
         if self._stmt is None:
             from airflow_dataops.engine.freshness import newest_timestamp_stmt
 
@@ -275,13 +299,26 @@ class FreshnessTrigger(BaseTrigger):
             self.timezone,
             lookup_ttl_s=CONNECTION_LOOKUP_TTL_S,
             stmt=self._stmt,
-            # A poll never outlives the deadline (a locked table must not hold the trigger past it).
-            timeout_s=min(_statement_timeout_s(), max(1.0, (parse_utc(self.deadline) - utcnow()).total_seconds())),
+            # A poll never outlives the deadline (a locked table must not hold a pool thread past
+            # it): its statement timeout ends when the trigger stops waiting for it.
+            timeout_s=min(_statement_timeout_s(), max(1.0, (answer_by - utcnow()).total_seconds())),
         )
 
-    async def _observe(self) -> Observation:
+    async def _observe(self, deadline: dt.datetime) -> Observation:
+        """One poll in the pool, awaited no longer than the deadline (plus the last look's time)."""
+        answer_by = max(deadline, utcnow()) + dt.timedelta(seconds=FINAL_LOOK_S)
+        self._poll_started = False
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_executor_for(self.conn_id), self._poll)
+        future = loop.run_in_executor(_executor_for(self.conn_id), functools.partial(self._poll, answer_by))
+        try:
+            return await asyncio.wait_for(future, max(0.0, (answer_by - utcnow()).total_seconds()))
+        except asyncio.TimeoutError:
+            if self._poll_started:
+                why = "the database did not answer the poll before the deadline"
+            else:
+                why = (f"no connection was free for the poll before the deadline: all {MAX_CONNECTIONS_PER_CONN_ID} "
+                       f"of connection {self.conn_id!r} in this triggerer were busy with other freshness polls")
+            raise PollNotAnswered(why) from None
 
     def _event(self, status: str, obs: Observation | None, polls: int, error: str | None = None, kind: str | None = None):
         payload: dict[str, Any] = {
@@ -289,10 +326,11 @@ class FreshnessTrigger(BaseTrigger):
             "conn_id": self.conn_id,
             "table": self.table,
             "timestamp_column": self.timestamp_column,
+            "observed": obs is not None,
             "newest": None,
             "lag_s": None,
             "max_age_s": self.max_age_s,
-            "observed_at": utcnow().isoformat(),
+            "observed_at": None,
             "deadline": self.deadline,
             "polls": polls,
             "error": error,
@@ -315,45 +353,46 @@ class FreshnessTrigger(BaseTrigger):
         polls = 0
         failures = 0
         last_obs: Observation | None = None
-        last_error: str | None = None
+        unreachable: str | None = None  # the latest transient error while the database is unreachable
+        unanswered: str | None = None  # why the latest poll saw nothing (statement timeout)
         while True:
             started = utcnow()
             polls += 1
             try:
-                last_obs = await self._observe()
+                last_obs = await self._observe(deadline)
+            except PollNotAnswered as exc:
+                # The deadline passed while the poll was queued or running: fire now with what we had.
+                self.log.warning("freshness poll of %s gave no answer before the deadline: %s", self.table, exc)
+                yield self._event("timeout", last_obs, polls, str(exc))
+                return
             except Exception as exc:  # noqa: BLE001 - classified below, never swallowed silently
+                error = describe_error(exc)
                 if is_statement_timeout(exc):
                     # The poll outlived its statement timeout (a lock, a slow filter): the database is
                     # there, the data is just not known fresh. Keep polling; at the deadline: timeout.
                     self.log.warning("freshness poll of %s cancelled by its statement timeout", self.table)
-                    failures, last_error = 0, None
+                    failures, unreachable, unanswered = 0, None, f"the poll was cancelled by its statement timeout ({error})"
                     wait = self.poke_interval
-                    if utcnow() >= deadline:
-                        yield self._event("timeout", last_obs, polls, describe_error(exc))
-                        return
-                    wake = min(started + dt.timedelta(seconds=wait), deadline)
-                    await asyncio.sleep(max(0.0, (wake - utcnow()).total_seconds()))
-                    continue
-                if not is_transient(exc):
-                    self.log.error("freshness of %s on %s cannot be checked: %s", self.table, self.conn_id, describe_error(exc))
-                    yield self._event("error", last_obs, polls, describe_error(exc), "permanent")
+                elif not is_transient(exc):
+                    self.log.error("freshness of %s on %s cannot be checked: %s", self.table, self.conn_id, error)
+                    yield self._event("error", last_obs, polls, error, "permanent")
                     return
-                failures += 1
-                last_error = describe_error(exc)
-                self.log.warning("database %s unreachable (attempt %d), retrying: %s", self.conn_id, failures, last_error)
-                wait = min(self.poke_interval, RETRY_BASE_S * 2 ** (failures - 1))
+                else:
+                    failures += 1
+                    unreachable, unanswered = error, None
+                    self.log.warning("database %s unreachable (attempt %d), retrying: %s", self.conn_id, failures, error)
+                    wait = min(self.poke_interval, RETRY_BASE_S * 2 ** (failures - 1))
             else:
-                failures, last_error = 0, None
+                failures, unreachable, unanswered = 0, None, None
                 if last_obs.fresh:
                     yield self._event("fresh", last_obs, polls)
                     return
                 wait = self.poke_interval if polls > 1 else self.poke_interval * self._phase()
-            now = utcnow()
-            if now >= deadline:
-                if last_error is not None:
-                    yield self._event("error", last_obs, polls, last_error, "unreachable")
+            if utcnow() >= deadline:
+                if unreachable is not None:
+                    yield self._event("error", last_obs, polls, unreachable, "unreachable")
                 else:
-                    yield self._event("timeout", last_obs, polls)
+                    yield self._event("timeout", last_obs, polls, unanswered)
                 return
             wake = min(started + dt.timedelta(seconds=wait), deadline)
             await asyncio.sleep(max(0.0, (wake - utcnow()).total_seconds()))

@@ -354,3 +354,145 @@ def test_many_triggers_share_a_bounded_pool_of_connections(pg_source):
     admin.dispose()
     assert all(e.payload["status"] == "timeout" for e in events)
     assert 1 <= peak <= MAX_CONNECTIONS_PER_CONN_ID, f"{peak} connections for 60 triggers"
+
+
+# ------------------------------------------------------------------ the deadline holds, whatever the pool does
+
+
+def test_the_deadline_fires_on_time_while_every_pool_thread_is_busy(source):
+    """Other polls on the same connection id hold every thread of its pool (the real pool, held by
+    blocking work): the trigger still fires its timeout at the deadline (plus the last look's
+    allowance), says nothing was observed and why, and its queued poll never runs."""
+    import threading
+
+    from airflow_dataops.triggers.freshness import FINAL_LOOK_S, _executor_for
+
+    source.insert_age(7200)
+    release = threading.Event()
+    pool = _executor_for(source.conn_id)
+    blockers = [pool.submit(release.wait, 60) for _ in range(MAX_CONNECTIONS_PER_CONN_ID)]
+    try:
+        trigger = make_trigger(source, max_age_s=60, deadline_in=1.0, poke_interval=0.2)
+        deadline = dt.datetime.fromisoformat(trigger.deadline)
+        payload = run_first_event(trigger)
+        fired = utcnow()
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result(timeout=10)
+    assert payload["status"] == "timeout", payload
+    assert deadline <= fired < deadline + dt.timedelta(seconds=FINAL_LOOK_S + 0.5), fired - deadline
+    assert payload["observed"] is False and payload["newest"] is None and payload["observed_at"] is None
+    assert "no connection was free" in payload["error"] and source.conn_id in payload["error"]
+    assert trigger._poll_started is False  # the queued poll was cancelled, not run late
+
+
+@pytest.mark.integration
+def test_polls_stuck_behind_a_lock_do_not_delay_another_triggers_deadline(pg_source):
+    """The review's case: four polls of a locked table (a migration) hold all four connections for
+    their long deadlines; a fifth trigger on the same connection id, with a short deadline on another
+    table, fires on time instead of waiting minutes for a thread."""
+    from airflow_dataops.triggers.freshness import FINAL_LOOK_S
+
+    pg_source.insert_age(7200)
+    with pg_source.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE other_events (id serial primary key, updated_at timestamptz)")
+        conn.exec_driver_sql("INSERT INTO other_events (updated_at) VALUES (now() - interval '2 hours')")
+    locker = sa.create_engine(pg_source.url).connect()
+    locker.exec_driver_sql(f"LOCK TABLE {pg_source.table} IN ACCESS EXCLUSIVE MODE")
+
+    async def scenario():
+        stuck = [asyncio.create_task(first_event(make_trigger(pg_source, deadline_in=30, poke_interval=0.5)))
+                 for _ in range(MAX_CONNECTIONS_PER_CONN_ID)]
+        await asyncio.sleep(0.5)  # they hold every connection now
+        short = make_trigger(pg_source, table="other_events", deadline_in=1.5, poke_interval=0.5)
+        started = time.monotonic()
+        event = await first_event(short)
+        waited = time.monotonic() - started
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
+        return event.payload, waited
+
+    try:
+        payload, waited = asyncio.run(scenario())
+    finally:
+        locker.rollback()
+        locker.close()
+    assert payload["status"] == "timeout", payload
+    assert waited < 1.5 + FINAL_LOOK_S + 1.0, f"fired {waited:.1f}s after starting, its deadline was 1.5s"
+    assert payload["observed"] is False and "no connection was free" in payload["error"]
+
+
+@pytest.mark.integration
+def test_every_poll_cancelled_by_its_statement_timeout_is_unobserved_not_null(pg_source, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__DATAOPS__STATEMENT_TIMEOUT", "1")
+    pg_source.insert_age(7200)
+    locker = sa.create_engine(pg_source.url).connect()
+    locker.exec_driver_sql(f"LOCK TABLE {pg_source.table} IN ACCESS EXCLUSIVE MODE")
+    try:
+        payload = run_first_event(make_trigger(pg_source, deadline_in=3.0, poke_interval=0.3))
+    finally:
+        locker.rollback()
+        locker.close()
+    assert payload["status"] == "timeout" and payload["polls"] >= 2, payload
+    assert payload["observed"] is False and payload["newest"] is None and payload["observed_at"] is None
+    assert "statement timeout" in payload["error"]
+
+
+def test_an_observation_is_reported_as_observed(source):
+    source.insert_age(7200)
+    payload = run_first_event(make_trigger(source, deadline_in=0.3, poke_interval=0.1))
+    assert payload["status"] == "timeout" and payload["observed"] is True and payload["observed_at"]
+
+
+# ------------------------------------------------------------------ no secrets in events, logs, errors
+
+
+def test_error_text_is_scrubbed_of_dsns_and_passwords():
+    from airflow_dataops.triggers.freshness import describe_error
+
+    secret = "S3cr3tPassw0rd"
+    for text in (f"could not connect to postgresql://analyst:{secret}@db.internal:5432/warehouse",
+                 f"invalid dsn: host=db.internal user=analyst password={secret} dbname=warehouse",
+                 f"invalid dsn: host=db.internal password='{secret}' dbname=warehouse"):
+        described = describe_error(RuntimeError(text))
+        assert secret not in described, described
+        assert described.startswith("RuntimeError: ")
+
+
+def test_a_trigger_error_event_never_carries_the_connection_password(source, monkeypatch, caplog):
+    """A driver error that echoes the DSN with its password (psycopg2 does for a malformed DSN; no
+    server here produces one on demand, so the poll raises that error): the event, which Airflow
+    stores in its metadata database, the trigger's log and the error the sensor raises carry no
+    password."""
+    import json
+    import logging
+
+    from airflow.sdk.exceptions import AirflowException
+    from sqlalchemy import exc as sa_exc
+
+    from airflow_dataops.sensors.freshness import FreshnessSensor
+    from airflow_dataops.triggers import freshness as trigger_mod
+
+    secret = "S3cr3t-Pw-0001"
+
+    def leaky_poll(*args, **kwargs):
+        raise sa_exc.OperationalError("SELECT max(updated_at) FROM events", {}, Exception(
+            f"could not connect to server: postgresql://analyst:{secret}@db.internal:5432/warehouse "
+            f"(dsn: host=db.internal user=analyst password={secret})"))
+
+    monkeypatch.setattr(trigger_mod, "observe_freshness", leaky_poll)
+    with caplog.at_level(logging.INFO):
+        payload = run_first_event(make_trigger(source, deadline_in=1.0, poke_interval=0.2))
+    assert payload["status"] == "error" and payload["error_kind"] == "unreachable", payload
+    assert "db.internal" in payload["error"]  # the error is still useful...
+    assert secret not in json.dumps(payload) and secret not in caplog.text  # ...without the secret
+    sensor = FreshnessSensor(task_id="t", conn_id=source.conn_id, table="events", timestamp_column="updated_at",
+                             max_age="1 hour", timeout=60)
+    import types
+
+    ti = types.SimpleNamespace(dag_id="leaky", run_id="r", task_id="t", map_index=-1, try_number=1)
+    with pytest.raises(AirflowException) as info:
+        sensor.execute_complete({"ti": ti}, payload)
+    assert "unreachable until the deadline" in str(info.value) and secret not in str(info.value)
