@@ -7,10 +7,10 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.bases.sensor import PokeReturnValue
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_dataops.config.types import format_duration
-from airflow_dataops.sensors.freshness import _FreshnessBase, _is_timeout
+from airflow_dataops.sensors.freshness import _FreshnessBase
 from airflow_dataops.timeutil import human_duration, parse_utc, utcnow
 
 if TYPE_CHECKING:
@@ -73,9 +73,7 @@ class AssetFreshnessSensor(_FreshnessBase):
     def execute(self, context: Context) -> Any:
         try:
             result = super().execute(context)
-        except (AirflowSensorTimeout, AirflowSkipException) as exc:
-            if not _is_timeout(exc):
-                raise
+        except AirflowSensorTimeout:
             obs = self._last
             if obs is not None:
                 self._record(context, table=f"asset:{self.asset_uri}", column="event", obs=obs)

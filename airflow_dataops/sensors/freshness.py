@@ -7,7 +7,11 @@ now. It defers to :class:`~airflow_dataops.triggers.freshness.FreshnessTrigger` 
 ``max_age`` (reschedule mode: triggers cannot read asset events in Airflow 3.3).
 
 On timeout both fail with a message giving the newest timestamp found and how late it is
-(``AirflowSensorTimeout``: not retried), or skip when ``soft_fail=True`` / ``on_timeout="skip"``.
+(``AirflowSensorTimeout``: not retried), or skip when ``on_timeout="skip"`` (or ``soft_fail=True``).
+The skip is for the timeout only: a real error (missing table or column, bad filter, permanent
+query error, a database unreachable until the deadline) fails the task in every mode, so Airflow's
+retries apply and, after the last one, the ``task_failed`` alert goes out. (Airflow's own
+``soft_fail`` would turn every error into a silent skip; these sensors never hand it to Airflow.)
 The final observation (success or timeout) is written to the results store from the worker, and
 a ``freshness_timeout`` alert is dispatched when ``alerts`` are configured.
 
@@ -36,6 +40,9 @@ if TYPE_CHECKING:
 DEFERRAL_GRACE_S = 300.0
 
 ON_TIMEOUT = ("fail", "skip")
+#: XCom key a sensor that skipped on its timeout leaves behind: the alert watch reads it to tell
+#: "this run skipped its work because data was late" (proves nothing) from an ordinary branch skip.
+TIMED_OUT_XCOM_KEY = "dataops_timed_out"
 
 
 def _seconds(value: dt.timedelta | float | str | None, name: str) -> float | None:
@@ -50,8 +57,9 @@ def _seconds(value: dt.timedelta | float | str | None, name: str) -> float | Non
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    """BaseSensorOperator's own timeout (raised, or turned into a skip by soft_fail)."""
-    return isinstance(exc, AirflowSensorTimeout) or "timed out" in str(exc)
+    """BaseSensorOperator's own timeout. (Airflow never turns it into a skip here: these sensors
+    keep ``soft_fail`` to themselves, see ``_FreshnessBase``.)"""
+    return isinstance(exc, AirflowSensorTimeout)
 
 
 class _FreshnessBase(BaseSensorOperator):
@@ -73,7 +81,12 @@ class _FreshnessBase(BaseSensorOperator):
     ) -> None:
         if on_timeout is not None and on_timeout not in ON_TIMEOUT:
             raise ValueError(f"`on_timeout` must be 'fail' or 'skip', got {on_timeout!r}")
-        super().__init__(timeout=_seconds(timeout, "timeout"), soft_fail=soft_fail or on_timeout == "skip", **kwargs)
+        # Airflow's soft_fail skips on *any* error (BaseSensorOperator.resume_execution and poke's
+        # AirflowFailException path): a dropped table would skip the pipeline silently. So Airflow
+        # gets soft_fail=False and the timeout handlers below skip only on a timeout.
+        super().__init__(timeout=_seconds(timeout, "timeout"), soft_fail=False, **kwargs)
+        self.skip_on_timeout = bool(soft_fail) or on_timeout == "skip"
+        self.on_timeout = "skip" if self.skip_on_timeout else "fail"
         self.max_age_s = _seconds(max_age, "max_age")
         if not self.max_age_s or self.max_age_s <= 0:
             raise ValueError(f"`max_age` must be longer than zero, got {max_age!r}")
@@ -82,6 +95,15 @@ class _FreshnessBase(BaseSensorOperator):
         self.alerts = alerts
         self.notifications = notifications
         self.source_name = source_name
+        if alerts and not self.on_failure_callback:
+            # An error (not a timeout) fails the task; after its last try this says so on the
+            # channels. DAGs from the factory (and dag_alerting_kwargs) already carry one.
+            from airflow_dataops.alerting.callbacks import TaskFailureNotifier
+
+            self.on_failure_callback = [TaskFailureNotifier(
+                ctx={"pipeline": pipeline, "environment": environment, "owner": getattr(self, "owner", None)},
+                alerts=alerts, notifications=notifications,
+            )]
 
     # ---------------------------------------------------------------- helpers
     def _run_ref(self, context: Context):
@@ -145,12 +167,39 @@ class _FreshnessBase(BaseSensorOperator):
             self.log.exception("sending the freshness_timeout alert failed")
 
     def _timed_out(self, context: Context, message: str, details: dict[str, Any]):
-        """Log, alert, then skip (soft_fail) or fail without retry."""
+        """Log, alert, then skip (on_timeout=skip) or fail without retry."""
         self.log.error("%s", message)
         self._alert(context, message, details)
-        if self.soft_fail:
+        if self.skip_on_timeout:
+            ti = context.get("ti") if hasattr(context, "get") else None
+            try:
+                ti.xcom_push(key=TIMED_OUT_XCOM_KEY, value=message)
+            except Exception:  # noqa: BLE001 - a marker for the alert watch, never the outcome
+                self.log.warning("could not leave the timed-out marker for the alert watch")
             raise AirflowSkipException(f"{message} (on_timeout=skip: downstream tasks are skipped)")
         raise AirflowSensorTimeout(message)
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context):
+        # BaseSensorOperator turns the scheduler's deferral timeout (no triggerer answered in time)
+        # into AirflowSensorTimeout: that is a timeout too, so it gets the same message, alert and
+        # on_timeout policy. Everything else (our own timeout or skip, real errors) passes through.
+        from airflow.sdk.exceptions import TaskDeferralTimeout
+
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSensorTimeout as exc:
+            if not isinstance(exc.__cause__, TaskDeferralTimeout):
+                raise
+            self._deferral_timed_out(context)
+            raise
+
+    def _deferral_timed_out(self, context: Context) -> None:
+        self._timed_out(
+            context,
+            f"{self._subject()}: the triggerer did not report within the sensor's timeout "
+            f"({human_duration(self.timeout)}) plus {human_duration(DEFERRAL_GRACE_S)}: is a triggerer running?",
+            {},
+        )
 
 
 class FreshnessSensor(_FreshnessBase):
@@ -162,13 +211,20 @@ class FreshnessSensor(_FreshnessBase):
     :param max_age: ``timedelta``, seconds, or a duration like ``"2 hours"``.
     :param where: optional filter, one SQL condition (templated), e.g. ``"region = 'eu'"``.
     :param timezone: IANA zone of naive timestamps (default UTC).
-    :param deferrable: wait in the triggerer (default). ``False`` uses ``mode`` instead.
+    :param deferrable: wait in the triggerer (the default unless ``mode`` is given). ``False`` uses
+        ``mode`` (default ``"poke"``) instead.
+    :param mode: ``"poke"`` or ``"reschedule"``: passing it (without ``deferrable``) means
+        ``deferrable=False`` and that mode, as for any Airflow sensor. ``deferrable=True`` together
+        with ``mode="reschedule"`` is refused (it cannot do both).
     :param timeout: how long to wait (timedelta, seconds, or duration text) before giving up.
-    :param soft_fail: skip instead of fail on timeout (same as ``on_timeout="skip"``).
+    :param soft_fail: skip instead of fail on timeout (same as ``on_timeout="skip"``). Only the
+        timeout skips: errors still fail the task.
     :param on_timeout: ``"fail"`` (default) or ``"skip"``.
     :param pipeline: pipeline name for the results store (default: the DAG id).
     :param environment: environment for the results store and alerts (default ``[dataops] environment``).
-    :param alerts: the pipeline's ``alerts`` section; when given a timeout sends ``freshness_timeout``.
+    :param alerts: the pipeline's ``alerts`` section; when given a timeout sends ``freshness_timeout``,
+        and an error (after the last try) ``task_failed`` (a ``TaskFailureNotifier`` is set as
+        ``on_failure_callback`` unless the task has one).
     :param notifications: False silences alerts for this environment.
     :param source_name: name of this source in alerts and the UI (default: the task id).
 
@@ -187,12 +243,12 @@ class FreshnessSensor(_FreshnessBase):
         max_age: dt.timedelta | str | float,
         where: str | None = None,
         timezone: str | None = None,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         poke_interval: dt.timedelta | float = 60,
         timeout: dt.timedelta | float | str | None = None,
         soft_fail: bool = False,
         on_timeout: str | None = None,
-        mode: str = "poke",
+        mode: str | None = None,
         pipeline: str | None = None,
         environment: str | None = None,
         alerts: dict | None = None,
@@ -200,6 +256,14 @@ class FreshnessSensor(_FreshnessBase):
         source_name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if deferrable is None:
+            deferrable = mode is None  # asking for a mode means that mode, not a deferral
+        elif deferrable and mode == "reschedule":
+            raise ValueError(
+                "FreshnessSensor: deferrable=True and mode='reschedule' contradict each other: pass "
+                "deferrable=False to reschedule, or leave mode out to defer (no worker slot either way)"
+            )
+        mode = mode or "poke"
         super().__init__(
             max_age=max_age,
             timeout=timeout,
@@ -259,27 +323,33 @@ class FreshnessSensor(_FreshnessBase):
         self._record(context, table=self.table, column=self.timestamp_column, obs=obs)
         return self._result(obs)
 
-    def timeout_message(self, obs: Observation | None, waited_s: float | None = None) -> str:
+    def timeout_message(self, obs: Observation | None, waited_s: float | None = None, reason: str | None = None) -> str:
+        """What the timeout found. ``obs`` None: nothing could be observed (``reason`` says why)."""
         where = f" where ({self.where})" if self.where else ""
         head = f"{self._subject()}: {self.table}.{self.timestamp_column}{where} on connection {self.conn_id!r}"
         allowed = format_duration(dt.timedelta(seconds=self.max_age_s))
         waited = f" after waiting {human_duration(waited_s)}" if waited_s is not None else ""
         if obs is None:
-            return f"{head} could not be checked before the timeout{waited}."
+            why = f": {reason}" if reason else ""
+            return f"{head} could not be checked before the timeout{waited}{why}; allowed age {allowed}."
+        latest = f" The latest poll gave no answer: {reason}." if reason else ""
         if obs.newest is None:
-            return f"{head} is stale{waited}: no row has a timestamp (max is NULL); allowed age {allowed}."
+            return f"{head} is stale{waited}: no row has a timestamp (max is NULL); allowed age {allowed}.{latest}"
         return (
             f"{head} is stale{waited}: newest timestamp {obs.newest.isoformat()} is {human_duration(obs.lag_s)} old, "
-            f"{human_duration(obs.late_by_s)} late (allowed age {allowed}, checked at {obs.observed_at.isoformat()})."
+            f"{human_duration(obs.late_by_s)} late (allowed age {allowed}, checked at {obs.observed_at.isoformat()}).{latest}"
         )
 
-    def _fail_timeout(self, context: Context, obs: Observation | None, waited_s: float | None):
+    def _fail_timeout(self, context: Context, obs: Observation | None, waited_s: float | None, reason: str | None = None):
+        """Record what was observed (nothing when nothing was: no made-up NULL row), alert, skip or fail."""
         if obs is not None:
             self._record(context, table=self.table, column=self.timestamp_column, obs=obs)
         details = {"table": self.table, "column": self.timestamp_column, "conn_id": self.conn_id}
         if obs is not None:
             details |= self._result(obs)
-        self._timed_out(context, self.timeout_message(obs, waited_s), details)
+        else:
+            details |= {"observed": False, "reason": reason}
+        self._timed_out(context, self.timeout_message(obs, waited_s, reason), details)
 
     # -------------------------------------------------------------- running
     def poke(self, context: Context) -> bool | PokeReturnValue:
@@ -297,9 +367,7 @@ class FreshnessSensor(_FreshnessBase):
         if not self.deferrable:
             try:
                 result = super().execute(context)
-            except (AirflowSensorTimeout, AirflowSkipException) as exc:
-                if not _is_timeout(exc):
-                    raise
+            except AirflowSensorTimeout:
                 # BaseSensorOperator's timeout (poke or reschedule clock): say what was found.
                 self._fail_timeout(context, self._last, self.timeout)
             if self._last is not None:
@@ -340,16 +408,6 @@ class FreshnessSensor(_FreshnessBase):
             timeout=dt.timedelta(seconds=self.timeout + DEFERRAL_GRACE_S + self.poke_interval),
         )
 
-    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context):
-        # BaseSensorOperator re-wraps every AirflowException (our own skip included) into a bare
-        # "Skipping due to soft_fail" skip: keep ours, it says what was late and by how much.
-        try:
-            return super().resume_execution(next_method, next_kwargs, context)
-        except AirflowSkipException as exc:
-            if isinstance(exc.__cause__, AirflowSkipException):
-                raise exc.__cause__ from None
-            raise
-
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger. Idempotent: a repeated event gives the same outcome and row."""
         from airflow_dataops.triggers.freshness import Observation
@@ -361,12 +419,13 @@ class FreshnessSensor(_FreshnessBase):
             "freshness trigger event: status=%s polls=%s observed_at=%s deadline=%s",
             status, event.get("polls"), event.get("observed_at"), event.get("deadline"),
         )
-        obs = Observation.from_payload(event) if event.get("observed_at") and status != "error" else None
+        observed = event.get("observed", True) and event.get("observed_at")  # events of older versions: observed
+        obs = Observation.from_payload(event) if observed and status != "error" else None
         if status == "fresh" and obs is not None:
             self.log.info("%s is fresh after %s poll(s) in the triggerer", self.table, event.get("polls"))
             return {**self._succeed(context, obs), "polls": event.get("polls")}
         if status == "timeout":
-            self._fail_timeout(context, obs, self.timeout)
+            self._fail_timeout(context, obs, self.timeout, event.get("error"))
         kind = event.get("error_kind")
         how = "was unreachable until the deadline" if kind == "unreachable" else "could not be checked"
         raise AirflowException(

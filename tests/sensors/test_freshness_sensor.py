@@ -326,3 +326,185 @@ def test_the_deferral_tells_the_trigger_when_the_task_may_resume(sqlite_src, mon
     else:
         ahead = (dt.datetime.fromisoformat(not_before) - before).total_seconds()
         assert held <= ahead < held + 5, ahead
+
+
+# ------------------------------------------------------------------ on_timeout: skip skips timeouts only
+
+
+def drop_once_started(src, marker, delay):
+    """Drop the source table ``delay`` seconds after the sensor first executes: the sensor has seen
+    the table (stale) and is waiting, then every later look fails with "no such table"."""
+
+    def run():
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(delay)
+        with src.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE {src.table}")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "poke", "reschedule"])
+def test_on_timeout_skip_still_fails_and_alerts_on_a_real_error(tmp_path, load_dag, sqlite_src, dag_id, monkeypatch, mode):
+    """A table dropped while the sensor waits is an error, not a timeout: the task fails (downstream
+    upstream_failed), whatever the mode, and the channel hears a task_failed naming the table."""
+    import json
+
+    from tests.support.fake_slack import FakeSlack
+
+    sqlite_src.insert_age(7200)
+    marker = tmp_path / "started"
+    how = {"deferrable": {}, "poke": {"mode": "'poke'"}, "reschedule": {"mode": "'reschedule'"}}[mode]
+    with FakeSlack() as slack:
+        monkeypatch.setenv("AIRFLOW_CONN_FRESHNESS_SLACK", json.dumps(
+            {"conn_type": "slack", "password": slack.token, "extra": {"base_url": slack.api_url, "timeout": 2}}))
+        alerts = {"channels": [{"slack": {"channel": "#data-late", "conn_id": "freshness_slack"}}],
+                  "on": None, "escalation": None, "repeat": None}
+        dag = sensor_dag(load_dag, dag_id, sqlite_src, max_age="'1 minute'", poke_interval=0.5, timeout=60,
+                         on_timeout="'skip'", alerts=repr(alerts), on_execute_callback=touch(marker), **how)
+        dropper = drop_once_started(sqlite_src, marker, 1.0)
+        started = time.monotonic()
+        dr = dag.test()
+        dropper.join()
+        messages = slack.wait_for(1, timeout=10)
+        assert len(slack.wait_for(2, timeout=1)) == 1
+    assert states(dr) == {"wait_for_events": "failed", "after": "upstream_failed"}
+    assert time.monotonic() - started < 45, "an error must not wait for the timeout"
+    text = messages[0]["text"]
+    assert "Task failed: wait_for_events" in text and "no such table" in text, text
+
+
+def _ti(dag_id="skip_policy"):
+    import types
+
+    pushed = {}
+    ti = types.SimpleNamespace(dag_id=dag_id, run_id="r", task_id="t", map_index=-1, try_number=1,
+                               xcom_push=lambda key, value: pushed.__setitem__(key, value))
+    return ti, pushed
+
+
+def test_an_error_event_fails_even_with_on_timeout_skip(sqlite_src):
+    """What the review found: BaseSensorOperator.resume_execution turned a permanent error event
+    into "Skipping due to soft_fail". The resumed sensor must fail instead."""
+    from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+    from airflow_dataops.sensors.freshness import FreshnessSensor
+
+    sensor = FreshnessSensor(task_id="t", conn_id=sqlite_src.conn_id, table="events", timestamp_column="updated_at",
+                             max_age="1 hour", timeout=60, on_timeout="skip")
+    event = {"status": "error", "error": "OperationalError: no such table: events", "error_kind": "permanent",
+             "observed": False, "observed_at": None, "polls": 2}
+    ti, pushed = _ti()
+    with pytest.raises(AirflowException) as info:
+        sensor.resume_execution("execute_complete", {"event": event}, {"ti": ti})
+    assert not isinstance(info.value, AirflowSkipException)
+    assert "no such table: events" in str(info.value) and pushed == {}
+    # the scheduler's deferral timeout (no triggerer answered) is a timeout: it skips, with a reason
+    with pytest.raises(AirflowSkipException, match="triggerer did not report"):
+        sensor.resume_execution("__fail__", {"error": "Trigger timeout"}, {"ti": ti})
+    assert "triggerer did not report" in pushed["dataops_timed_out"]
+    # a crashed trigger is not a timeout: it fails
+    with pytest.raises(AirflowException) as info:
+        sensor.resume_execution("__fail__", {"error": "Trigger failure"}, {"ti": ti})
+    assert not isinstance(info.value, AirflowSkipException)
+
+
+def test_a_timeout_where_nothing_could_be_observed_says_why_and_records_nothing(sqlite_src, freshness_rows):
+    """Every poll hit its statement timeout: not "max is NULL", and no made-up NULL observation."""
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    from airflow_dataops.sensors.freshness import FreshnessSensor
+
+    sensor = FreshnessSensor(task_id="t", conn_id=sqlite_src.conn_id, table="events", timestamp_column="updated_at",
+                             max_age="1 hour", timeout=60)
+    event = {"status": "timeout", "observed": False, "newest": None, "lag_s": None, "max_age_s": 3600.0,
+             "observed_at": None, "deadline": "2026-01-01T02:00:00+00:00", "polls": 12,
+             "error": "the poll was cancelled by its statement timeout (QueryCanceled: canceling statement due to "
+                      "statement timeout)"}
+    ti, _ = _ti("unobserved_timeout")
+    with pytest.raises(AirflowSensorTimeout) as info:
+        sensor.execute_complete({"ti": ti}, event)
+    message = str(info.value)
+    assert "could not be checked before the timeout after waiting 1m 0s: the poll was cancelled by its statement timeout" in message
+    assert "max is NULL" not in message and "stale" not in message
+    assert freshness_rows("unobserved_timeout") == []
+
+
+def test_mode_passed_without_deferrable_is_honoured():
+    from airflow_dataops.sensors.freshness import FreshnessSensor
+
+    base = dict(task_id="t", conn_id="c", table="events", timestamp_column="updated_at", max_age="1 hour")
+    assert (FreshnessSensor(**base).deferrable, FreshnessSensor(**base).mode) == (True, "poke")
+    rescheduling = FreshnessSensor(mode="reschedule", **base)
+    assert (rescheduling.deferrable, rescheduling.mode, rescheduling.reschedule) == (False, "reschedule", True)
+    assert FreshnessSensor(mode="poke", **base).deferrable is False
+    assert FreshnessSensor(deferrable=True, mode="poke", **base).deferrable is True  # what the factory passes
+    with pytest.raises(ValueError, match="contradict"):
+        FreshnessSensor(deferrable=True, mode="reschedule", **base)
+
+
+def test_reschedule_mode_alone_reschedules_in_a_real_run(tmp_path, load_dag, sqlite_src, dag_id):
+    """mode="reschedule" without deferrable: the worker slot is given back between pokes (a
+    TaskReschedule row), the trigger never runs (no "polls" in the result)."""
+    sqlite_src.insert_age(7200)
+    marker = tmp_path / "started"
+    dag = sensor_dag(load_dag, dag_id, sqlite_src, max_age="'1 minute'", mode="'reschedule'",
+                     poke_interval=1, timeout=60, on_execute_callback=touch(marker))
+    inserter = insert_once_started(sqlite_src, marker, 1.5)
+    dr = dag.test()
+    inserter.join()
+    assert states(dr) == {"wait_for_events": "success", "after": "success"}
+    assert "polls" not in xcom(dr)
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+
+    ti = next(t for t in dr.get_task_instances() if t.task_id == "wait_for_events")
+    with create_session() as session:
+        assert session.query(TaskReschedule).filter(TaskReschedule.ti_id == ti.id).count() >= 1
+
+
+@pytest.mark.integration
+def test_a_locked_table_until_the_deadline_fails_as_unobserved_not_as_null(pg_url, freshness_rows, monkeypatch):
+    """The real trigger against a PostgreSQL table locked for the whole wait (every poll cancelled
+    by its statement timeout), its event handed to the sensor: the message says nothing could be
+    observed and why; the store gets no observation."""
+    import asyncio
+
+    import sqlalchemy as sa
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    from airflow_dataops.sensors.freshness import FreshnessSensor
+    from airflow_dataops.triggers.freshness import FreshnessTrigger
+
+    import freshness_db  # loaded by conftest (tests/ is not a package)
+
+    monkeypatch.setenv("AIRFLOW__DATAOPS__STATEMENT_TIMEOUT", "1")
+    src = freshness_db.postgres_source(pg_url)
+    try:
+        src.insert_age(7200)
+        locker = sa.create_engine(src.url).connect()
+        locker.exec_driver_sql(f"LOCK TABLE {src.table} IN ACCESS EXCLUSIVE MODE")
+        try:
+            trigger = FreshnessTrigger(src.conn_id, src.table, src.column, 60, poke_interval=0.5,
+                                       deadline=(dt.datetime.now(UTC) + dt.timedelta(seconds=3.5)).isoformat())
+            event = asyncio.run(anext(trigger.run())).payload
+        finally:
+            locker.rollback()
+            locker.close()
+        assert event["status"] == "timeout" and event["observed"] is False and event["polls"] >= 2, event
+        assert event["newest"] is None and event["observed_at"] is None
+        assert "statement timeout" in event["error"]
+        sensor = FreshnessSensor(task_id="t", conn_id=src.conn_id, table=src.table, timestamp_column=src.column,
+                                 max_age="1 minute", timeout=3.5)
+        ti, _ = _ti("locked_whole_wait")
+        with pytest.raises(AirflowSensorTimeout) as info:
+            sensor.execute_complete({"ti": ti}, event)
+        assert "could not be checked before the timeout" in str(info.value) and "statement timeout" in str(info.value)
+        assert "max is NULL" not in str(info.value)
+        assert freshness_rows("locked_whole_wait") == []
+    finally:
+        src.close()
