@@ -1,9 +1,15 @@
 """Send an alert to its channels exactly once, record everything, and never raise.
 
+One message per (run, event, tier) and channel: several subjects of one event (five failing checks
+of a run) go out as one message listing them (``message.combine``), while the store keeps one row
+per subject (acknowledged, resolved and shown one by one).
+
 For every channel: ``notifications: false`` -> recorded as suppressed and logged; otherwise the
-send is claimed in the results store first (a duplicate claimer skips), then delivered, then its
-outcome recorded. A channel that fails (or whose connection is missing) is recorded with its
-scrubbed error and the other channels are still tried. Alerting problems are logged, never raised:
+send is claimed in the results store first (every subject's row in one transaction; a duplicate
+claimer wins nothing and skips, and the message lists only the subjects this sender won), then
+delivered, then its outcome recorded. A channel that fails (or whose connection is missing) is
+recorded with its scrubbed error and the other channels are still tried. An event with no channel
+at all is still recorded (channel ``none``) and logged. Alerting problems are logged, never raised:
 the data task's own outcome does not depend on them.
 """
 
@@ -11,102 +17,152 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from airflow_dataops.alerting import channels as channel_mod
-from airflow_dataops.alerting.message import build, make_alert
+from airflow_dataops.alerting.message import build, combine, make_alert
 from airflow_dataops.alerting.secrets import scrub
 from airflow_dataops.store import alerts as store
 
 log = logging.getLogger(__name__)
 
 ESCALATING_EVENTS = ("check_failed", "task_failed", "sla_miss")
+#: "recovered" only closes what was open: with nowhere to send it there is nothing to keep.
+_NOT_KEPT_WITHOUT_CHANNEL = {"recovered"}
+
+Compose = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
 
 def _engine(engine):
     return engine if engine is not None else store.store_engine()
 
 
-def _prepare(alert: dict[str, Any], channel: dict[str, Any], notifications: bool, engine) -> tuple[Any, int] | str:
-    """The (notifier, claim id) to send with, or the outcome when there is nothing to send."""
+def _record_unrouted(items: list[dict[str, Any]], compose: Compose, engine) -> dict[str, str]:
+    message = compose(items)
+    if message["event"] in _NOT_KEPT_WITHOUT_CHANNEL:
+        return {}
+    reason = f"no alert channel for {message['event']} (alerts.channels / alerts.on): recorded, nothing sent"
+    if store.record_unrouted(engine, message, reason, items):
+        log.warning("alert %s recorded only, %s: %s", message["event"], reason.split(":")[0], message["title"])
+    return {store.NO_CHANNEL: "recorded"}
+
+
+def _prepare(items: list[dict[str, Any]], compose: Compose, channel: dict[str, Any], notifications: bool, engine):
+    """(notifier, won rows) to send with, or the outcome when there is nothing to send."""
     name = channel_mod.key(channel)
     if not notifications:
-        store.record_suppressed(engine, alert, name, "notifications are off in this environment")
-        log.info("alert suppressed (notifications: false): %s -> %s: %s", alert["event"], name, alert["title"])
+        message = compose(items)
+        store.record_suppressed(engine, message, name, "notifications are off in this environment", items)
+        log.info("alert suppressed (notifications: false): %s -> %s: %s", message["event"], name, message["title"])
         return "suppressed"
     try:
-        notifier = channel_mod.notifier_for(channel, alert)
+        notifier = channel_mod.notifier_for(channel, items[0])
     except Exception as exc:
         error = scrub(f"{name}: {exc}")
-        log.warning("alert %s not sent to %s: %s", alert["event"], name, error)
-        store.record_error(engine, alert, name, error)
+        log.warning("alert %s not sent to %s: %s", items[0]["event"], name, error)
+        store.record_error(engine, compose(items), name, error, items)
         return "failed"
-    alert_id = store.claim(engine, alert, name, alert["summary"])
-    if alert_id is None:
-        log.info("alert %s on %s of run %s was already claimed: not sending it again", alert["event"], name, alert["run_id"])
+    won = store.claim_many(engine, items, name)
+    if not won:
+        log.info("alert %s on %s of run %s was already claimed: not sending it again", items[0]["event"], name,
+                 items[0]["run_id"])
         return "duplicate"
-    return notifier, alert_id
+    return notifier, won
 
 
-def _done(alert, channel, alert_id, error: BaseException | None, engine) -> str:
+def _done(message: dict[str, Any], channel, won, error: BaseException | None, engine) -> str:
     name = channel_mod.key(channel)
     text = scrub(str(error) or type(error).__name__) if error is not None else None
-    store.finish(engine, alert, alert_id, name, text)
+    store.finish_many(engine, message, [row_id for _, row_id in won], name, text)
     if text:
-        log.warning("alert %s to %s failed: %s", alert["event"], name, text)
+        log.warning("alert %s to %s failed: %s", message["event"], name, text)
         return "failed"
-    log.info("alert %s sent to %s: %s", alert["event"], name, alert["title"])
+    log.info("alert %s sent to %s: %s", message["event"], name, message["title"])
     return "sent"
 
 
-def deliver(alert: dict[str, Any], channels: list[dict[str, Any]], *, notifications: bool = True, engine=None) -> dict[str, str]:
-    """Send ``alert`` to ``channels`` (synchronously); returns {channel key: outcome}."""
+def deliver_group(
+    items: list[dict[str, Any]],
+    channels: list[dict[str, Any]],
+    *,
+    compose: Compose = combine,
+    notifications: bool = True,
+    engine=None,
+) -> dict[str, str]:
+    """Send the alerts ``items`` (one (run, event, tier), one or more subjects) as one message per
+    channel, ``compose`` making it from the items this sender won; returns {channel key: outcome}."""
     outcomes: dict[str, str] = {}
+    if not items:
+        return outcomes
     try:
         engine = _engine(engine)
-        message = build(alert)
+        if not channels:
+            return _record_unrouted(items, compose, engine)
         for channel in channels:
             name = channel_mod.key(channel)
-            prepared = _prepare(alert, channel, notifications, engine)
+            prepared = _prepare(items, compose, channel, notifications, engine)
             if isinstance(prepared, str):
                 outcomes[name] = prepared
                 continue
-            notifier, alert_id = prepared
+            notifier, won = prepared
+            message = compose([alert for alert, _ in won])
             error = None
             try:
-                notifier.send(message)
+                notifier.send(build(message))
             except Exception as exc:
                 error = exc
-            outcomes[name] = _done(alert, channel, alert_id, error, engine)
+            outcomes[name] = _done(message, channel, won, error, engine)
     except Exception as exc:  # the store itself failed: say so, never fail the task for it
-        log.error("alerting failed for %s %s: %s", alert.get("event"), alert.get("subject"), scrub(exc))
+        log.error("alerting failed for %s %s: %s", items[0].get("event"), items[0].get("subject"), scrub(exc))
     return outcomes
+
+
+async def async_deliver_group(
+    items: list[dict[str, Any]],
+    channels: list[dict[str, Any]],
+    *,
+    compose: Compose = combine,
+    notifications: bool = True,
+    engine=None,
+) -> dict[str, str]:
+    """``deliver_group`` for the triggerer: store work in threads, sends through ``async_send``."""
+    outcomes: dict[str, str] = {}
+    if not items:
+        return outcomes
+    try:
+        engine = engine if engine is not None else await asyncio.to_thread(store.store_engine)
+        if not channels:
+            return await asyncio.to_thread(_record_unrouted, items, compose, engine)
+        for channel in channels:
+            name = channel_mod.key(channel)
+            prepared = await asyncio.to_thread(_prepare, items, compose, channel, notifications, engine)
+            if isinstance(prepared, str):
+                outcomes[name] = prepared
+                continue
+            notifier, won = prepared
+            message = compose([alert for alert, _ in won])
+            error = None
+            try:
+                await notifier.async_send(build(message))
+            except Exception as exc:
+                error = exc
+            outcomes[name] = await asyncio.to_thread(_done, message, channel, won, error, engine)
+    except Exception as exc:
+        log.error("alerting failed for %s %s: %s", items[0].get("event"), items[0].get("subject"), scrub(exc))
+    return outcomes
+
+
+def deliver(alert: dict[str, Any], channels: list[dict[str, Any]], *, notifications: bool = True, engine=None) -> dict[str, str]:
+    """Send one ``alert`` to ``channels`` (synchronously); returns {channel key: outcome}."""
+    return deliver_group([alert], channels, notifications=notifications, engine=engine)
 
 
 async def async_deliver(
     alert: dict[str, Any], channels: list[dict[str, Any]], *, notifications: bool = True, engine=None
 ) -> dict[str, str]:
-    """``deliver`` for the triggerer: store work in threads, sends through ``async_send``."""
-    outcomes: dict[str, str] = {}
-    try:
-        engine = engine if engine is not None else await asyncio.to_thread(store.store_engine)
-        message = build(alert)
-        for channel in channels:
-            name = channel_mod.key(channel)
-            prepared = await asyncio.to_thread(_prepare, alert, channel, notifications, engine)
-            if isinstance(prepared, str):
-                outcomes[name] = prepared
-                continue
-            notifier, alert_id = prepared
-            error = None
-            try:
-                await notifier.async_send(message)
-            except Exception as exc:
-                error = exc
-            outcomes[name] = await asyncio.to_thread(_done, alert, channel, alert_id, error, engine)
-    except Exception as exc:
-        log.error("alerting failed for %s %s: %s", alert.get("event"), alert.get("subject"), scrub(exc))
-    return outcomes
+    """``deliver`` for the triggerer."""
+    return await async_deliver_group([alert], channels, notifications=notifications, engine=engine)
 
 
 def _run_field(run: Any, name: str, default: Any = None) -> Any:
@@ -172,8 +228,11 @@ def dispatch_check_results(
 ) -> dict[str, dict[str, str]]:
     """Alert the warned/failed checks of one task run, and send "recovered" for checks that pass again.
 
-    Anti-fatigue: unless ``alerts.repeat`` (default ``[dataops] alert_on_repeat``), a check whose
-    status is the same as in the pipeline's previous run is not alerted again."""
+    One message per event and channel: every check that starts failing in this run goes out in one
+    ``check_failed`` message (observed vs expected for each, the first ``message.MAX_LISTED``), the
+    same for ``check_warned`` and for ``recovered``; the store keeps a row per check. Anti-fatigue:
+    unless ``alerts.repeat`` (default ``[dataops] alert_on_repeat``), a check whose status is the
+    same as in the pipeline's previous run is not alerted again. Returns {check: {channel: outcome}}."""
     from airflow_dataops import settings
 
     sent: dict[str, dict[str, str]] = {}
@@ -184,6 +243,7 @@ def dispatch_check_results(
         ctx = run_ctx(ctx, run)
         dag_id, run_id = ctx.get("dag_id") or ctx["pipeline"], _run_field(run, "run_id")
         task_id = _run_field(run, "task_id")
+        by_event: dict[str, list[dict[str, Any]]] = {"check_failed": [], "check_warned": [], "recovered": []}
         for result in results:
             r = _result_dict(result)
             status = r["status"]
@@ -193,19 +253,22 @@ def dispatch_check_results(
             if status == "passed":
                 if previous in {"warned", "failed", "error"}:
                     store.resolve(engine, dag_id, "recovered", subject=r["name"])
-                    alert = make_alert(ctx, run_id, "recovered", r["name"],
-                                       f"Check {r['name']} passes again (it was {previous}).", details,
-                                       title=f"Recovered: {r['name']}")
-                    sent[r["name"]] = deliver(alert, channel_mod.route(alerts, "recovered"),
-                                              notifications=notifications, engine=engine)
+                    by_event["recovered"].append(make_alert(
+                        ctx, run_id, "recovered", r["name"], f"Check {r['name']} passes again (it was {previous}).",
+                        details, title=f"Recovered: {r['name']}"))
                 continue
             if not repeat and previous == status:
                 log.info("check %s is still %s (as in the previous run): alerted when it started, not again "
                          "(set alerts.repeat: true to alert every run)", r["name"], status)
                 continue
             event = "check_warned" if status == "warned" else "check_failed"
-            alert = make_alert(ctx, run_id, event, r["name"], _check_summary(r), details)
-            sent[r["name"]] = deliver(alert, channel_mod.route(alerts, event), notifications=notifications, engine=engine)
+            by_event[event].append(make_alert(ctx, run_id, event, r["name"], _check_summary(r), details))
+        for event, items in by_event.items():
+            if not items:
+                continue
+            outcomes = deliver_group(items, channel_mod.route(alerts, event), notifications=notifications, engine=engine)
+            for item in items:
+                sent[item["subject"]] = outcomes
     except Exception as exc:
         log.error("alerting failed for the checks of %s: %s", _run_field(run, "task_id"), scrub(exc))
     return sent

@@ -3,6 +3,9 @@ a plain-text fallback, an email with text and HTML parts, and a generic JSON pay
 
 An alert dict holds: event, subject, severity, tier, title, summary, pipeline, dag_id, run_id,
 environment, owner, run_url, details (observed/expected and friends), escalated_from (tier > 0).
+
+``combine`` makes one message of several subjects' alerts of one (run, event, tier): five failing
+checks are one Slack post listing them (observed vs expected, the first ``MAX_LISTED``), not five.
 """
 
 from __future__ import annotations
@@ -22,6 +25,20 @@ SEVERITY = {
     "recovered": "info",
 }
 EMOJI = {"info": ":large_green_circle:", "warning": ":warning:", "error": ":red_circle:", "critical": ":rotating_light:"}
+#: Subjects listed one per line in a combined message; the rest are counted ("and 7 more").
+MAX_LISTED = 10
+#: Subjects named in a combined message's title (it is an email subject and a Slack header).
+MAX_IN_TITLE = 3
+_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+#: Title of a combined message: how many of what.
+DIGEST_LABEL = {
+    "check_failed": "{n} checks failed",
+    "check_warned": "{n} checks warned",
+    "task_failed": "{n} tasks failed",
+    "freshness_timeout": "{n} sources not fresh",
+    "sla_miss": "{n} SLA misses",
+    "recovered": "Recovered: {n} alerts",
+}
 EVENT_LABEL = {
     "check_failed": "Check failed",
     "check_warned": "Check warning",
@@ -75,6 +92,45 @@ def make_alert(
         "run_url": run_url(dag_id, run_id, ctx.get("ui_base_url")),
         "details": details or {},
     }
+
+
+def _names(subjects: list[str], limit: int) -> str:
+    shown = ", ".join(subjects[:limit])
+    return f"{shown} and {len(subjects) - limit} more" if len(subjects) > limit else shown
+
+
+def combine(items: list[dict[str, Any]], *, ctx: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """One message for several alerts of one (run, event, tier): the alert itself when there is one.
+
+    Otherwise its title says how many and names the first ``MAX_IN_TITLE``; its summary lists the
+    first ``MAX_LISTED`` alerts' own summaries (observed vs expected for checks) and counts the rest,
+    which the Data Quality page lists. ``run_id`` (with ``ctx`` for the link): the run the message
+    is about when the items belong to other runs (a successful run resolving earlier runs' alerts)."""
+    if not items:
+        raise ValueError("combine() needs at least one alert")
+    if len(items) == 1:
+        return items[0]
+    first = items[0]
+    subjects = [item["subject"] for item in items]
+    count = len(items)
+    label = DIGEST_LABEL.get(first["event"], "{n} alerts").format(n=count)
+    lines = [f"- {item['summary']}" for item in items[:MAX_LISTED]]
+    if count > MAX_LISTED:
+        lines.append(f"- ... and {count - MAX_LISTED} more: see the Data Quality page (Browse > Data Quality) for every one.")
+    shared = {key: value for key, value in (first.get("details") or {}).items()
+              if key in {"table", "task"} and all((i.get("details") or {}).get(key) == value for i in items)}
+    message = {
+        **first,
+        "subject": f"{count} {first['event']}",
+        "severity": max((item["severity"] for item in items), key=lambda s: _RANK.get(s, 2)),
+        "title": f"{label}: {_names(subjects, MAX_IN_TITLE)}",
+        "summary": f"{label}:\n" + "\n".join(lines),
+        "details": {**shared, "count": count, "subjects": _names(subjects, MAX_LISTED)},
+    }
+    if run_id is not None and run_id != first["run_id"]:
+        message["run_id"] = run_id
+        message["run_url"] = run_url(first["dag_id"], run_id, (ctx or {}).get("ui_base_url"))
+    return message
 
 
 def _value(value: Any) -> str:
@@ -134,7 +190,7 @@ def build(alert: dict[str, Any]) -> Message:
     link_html = f"<p><a href='{html.escape(link)}'>Open the run in Airflow</a></p>" if link else ""
     body_html = (
         f"<html><body><h2>{html.escape(prefix + alert['title'])}</h2>"
-        f"<p><b>{html.escape(severity.upper())}</b> {html.escape(alert['summary'])}</p>"
+        f"<p><b>{html.escape(severity.upper())}</b> {html.escape(alert['summary']).replace(chr(10), '<br>')}</p>"
         f"<table>{rows}</table>{link_html}</body></html>"
     )
     payload = {key: alert.get(key) for key in (

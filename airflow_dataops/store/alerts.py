@@ -1,12 +1,17 @@
 """Alert claims, acknowledgements, resolutions and the audit trail, on ``dataops_alerts`` and
 ``dataops_audit``.
 
-One row of ``dataops_alerts`` per (run, event, subject, tier, channel). A sender *claims* the row
-(inserts it with status ``claimed``) before anything goes out, so retries, duplicate triggers and
-several schedulers send each alert once: whoever loses the insert race skips. A row whose send
-failed may be claimed again (status ``failed`` -> ``claimed`` in one UPDATE, so again only one
-claimer wins), and so may a claim its sender never finished (killed mid-send) once it is older
-than ``STALE_CLAIM``. Every step also writes an audit row: that is the history the UI shows.
+One row of ``dataops_alerts`` per (run, event, subject, tier, channel): the state of one subject
+(a check, a task, a source, the SLA) on one channel, which acknowledgements, resolutions and the UI
+work on. A message may carry several subjects of one (run, event, tier) (one Slack post for five
+failing checks): its sender *claims* all their rows on that channel in one transaction
+(``claim_many``: inserts them with status ``claimed``) before anything goes out, so retries,
+duplicate triggers and several schedulers send each subject once: whoever loses the insert race
+skips, and the message lists only the subjects its sender won. A row whose send failed may be
+claimed again (status ``failed`` -> ``claimed`` in one UPDATE, so again only one claimer wins), and
+so may a claim its sender never finished (killed mid-send) once it is older than ``STALE_CLAIM``.
+An alert with no channel to go to is still kept (channel ``none``, status ``recorded``). Every
+message (sent, failed, suppressed, recorded) also writes one audit row: the history the UI shows.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ log = logging.getLogger(__name__)
 STALE_CLAIM = dt.timedelta(minutes=10)
 
 OPEN_EVENTS = ("check_failed", "check_warned", "task_failed", "freshness_timeout", "sla_miss")
+#: The channel of an alert that had nowhere to go (no channels, or ``alerts.on`` routes it nowhere).
+NO_CHANNEL = "none"
 
 
 def store_engine() -> Engine:
@@ -83,81 +90,128 @@ def _alert_row(alert: dict[str, Any], channel: str, status: str, message: str | 
     }
 
 
-def claim(engine: Engine, alert: dict[str, Any], channel: str, message: str) -> int | None:
-    """Claim the send of ``alert`` on ``channel``; the row id when this caller won, else None.
-
-    Besides a fresh row, two existing rows may be claimed: one whose send ``failed``, and one left
-    ``claimed`` for longer than ``STALE_CLAIM`` (its sender died mid-send: a send gives up well
-    before). Either way by one conditional UPDATE, so exactly one claimer wins."""
-    row = _alert_row(alert, channel, "claimed", message)
-    try:
-        with engine.begin() as conn:
-            return conn.execute(insert(alerts_table).values(**row)).inserted_primary_key[0]
-    except IntegrityError:
-        pass
-    now = utcnow()
+def _take_over(conn, alert: dict[str, Any], channel: str, now: dt.datetime) -> int | None:
+    """Claim an existing row whose send failed, or whose claim went stale; one UPDATE, one winner."""
     claimed_at = func.coalesce(alerts_table.c.claimed_at, alerts_table.c.created_at)
     retryable = or_(
         alerts_table.c.status == "failed",
         and_(alerts_table.c.status == "claimed", claimed_at < now - STALE_CLAIM),
     )
-    with engine.begin() as conn:
-        found = conn.execute(select(alerts_table.c.id, alerts_table.c.status).where(_key(alert, channel), retryable)).first()
-        if found is None:
-            return None
-        won = conn.execute(
-            update(alerts_table)
-            .where(alerts_table.c.id == found.id, retryable)
-            .values(status="claimed", error=None, claimed_at=now)
-        ).rowcount
+    found = conn.execute(select(alerts_table.c.id, alerts_table.c.status).where(_key(alert, channel), retryable)).first()
+    if found is None:
+        return None
+    won = conn.execute(
+        update(alerts_table).where(alerts_table.c.id == found.id, retryable).values(status="claimed", error=None, claimed_at=now)
+    ).rowcount
     if won == 1 and found.status == "claimed":
         log.warning(
-            "alert %s on %s of run %s was claimed more than %s ago by a sender that never finished "
+            "alert %s %s on %s of run %s was claimed more than %s ago by a sender that never finished "
             "(killed mid-send?): sending it now",
-            alert["event"], channel, alert["run_id"], STALE_CLAIM,
+            alert["event"], alert["subject"], channel, alert["run_id"], STALE_CLAIM,
         )
     return found.id if won == 1 else None
 
 
-def finish(engine: Engine, alert: dict[str, Any], alert_id: int, channel: str, error: str | None) -> None:
-    """Record the outcome of a claimed send (and its audit row)."""
+def _order(alert: dict[str, Any]) -> tuple:
+    # One order for every claimer: two senders of overlapping subjects never wait on each other in a cycle.
+    return (alert["dag_id"], alert["run_id"], alert["event"], alert.get("tier", 0), alert["subject"])
+
+
+def claim_many(engine: Engine, alerts: list[dict[str, Any]], channel: str) -> list[tuple[dict[str, Any], int]]:
+    """Claim the send of several subjects' alerts on ``channel`` at once; the (alert, row id) this caller won.
+
+    One transaction, a savepoint per row, rows in one fixed order: a concurrent claimer of the same
+    subjects waits for this one (PostgreSQL row locks; SQLite's write lock) and then finds them
+    taken, so one message carries them. Each row's ``message`` is its alert's own summary."""
+    won: list[tuple[dict[str, Any], int]] = []
+    now = utcnow()
+    with engine.begin() as conn:
+        for alert in sorted(alerts, key=_order):
+            row = _alert_row(alert, channel, "claimed", alert.get("summary"))
+            try:
+                with conn.begin_nested():
+                    row_id = conn.execute(insert(alerts_table).values(**row)).inserted_primary_key[0]
+            except IntegrityError:
+                row_id = _take_over(conn, alert, channel, now)
+            if row_id is not None:
+                won.append((alert, row_id))
+    return won
+
+
+def claim(engine: Engine, alert: dict[str, Any], channel: str, message: str | None = None) -> int | None:
+    """Claim the send of ``alert`` on ``channel``; the row id when this caller won, else None.
+
+    Besides a fresh row, two existing rows may be claimed: one whose send ``failed``, and one left
+    ``claimed`` for longer than ``STALE_CLAIM`` (its sender died mid-send: a send gives up well
+    before). Either way by one conditional UPDATE, so exactly one claimer wins."""
+    won = claim_many(engine, [{**alert, "summary": message if message is not None else alert.get("summary")}], channel)
+    return won[0][1] if won else None
+
+
+def _kind(alert: dict[str, Any]) -> str:
+    return "escalation" if alert.get("tier", 0) else ("recovered" if alert["event"] == "recovered" else "alert")
+
+
+def finish_many(engine: Engine, message: dict[str, Any], row_ids: list[int], channel: str, error: str | None) -> None:
+    """Record the outcome of one claimed send (every row it carried) and its audit row."""
     now = utcnow()
     status = "failed" if error else "sent"
-    kind = "escalation" if alert.get("tier", 0) else ("recovered" if alert["event"] == "recovered" else "alert")
     with engine.begin() as conn:
         conn.execute(
             update(alerts_table)
-            .where(alerts_table.c.id == alert_id)
+            .where(alerts_table.c.id.in_(row_ids))
             .values(status=status, error=error, sent_at=None if error else now)
         )
         conn.execute(
             insert(audit_table).values(
-                **_audit_row(alert, kind, channel=channel, outcome=status, detail=alert.get("title"), error=error)
+                **_audit_row(message, _kind(message), channel=channel, outcome=status, detail=message.get("title"), error=error)
             )
         )
 
 
-def record_error(engine: Engine, alert: dict[str, Any], channel: str, error: str) -> None:
-    """A channel that could not even be prepared (missing connection, bad type): recorded as failed."""
-    alert_id = claim(engine, alert, channel, alert.get("summary", ""))
-    if alert_id is not None:
-        finish(engine, alert, alert_id, channel, error)
+def finish(engine: Engine, alert: dict[str, Any], alert_id: int, channel: str, error: str | None) -> None:
+    """Record the outcome of a claimed send (and its audit row)."""
+    finish_many(engine, alert, [alert_id], channel, error)
 
 
-def record_suppressed(engine: Engine, alert: dict[str, Any], channel: str, reason: str) -> bool:
+def record_error(engine: Engine, alert: dict[str, Any], channel: str, error: str,
+                 items: list[dict[str, Any]] | None = None) -> None:
+    """A channel that could not even be prepared (missing connection, bad type): recorded as failed
+    (for every subject of ``items``, default the alert alone)."""
+    won = claim_many(engine, items or [alert], channel)
+    if won:
+        finish_many(engine, alert, [row_id for _, row_id in won], channel, error)
+
+
+def _record_unsent(engine: Engine, message: dict[str, Any], items: list[dict[str, Any]], channel: str,
+                   status: str, kind: str, detail: str) -> list[dict[str, Any]]:
+    """Keep alerts that are not sent (status ``suppressed`` or ``recorded``) and audit them once;
+    the items newly recorded (a duplicate caller records nothing)."""
+    recorded = []
+    with engine.begin() as conn:
+        for alert in sorted(items, key=_order):
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(alerts_table).values(**_alert_row(alert, channel, status, alert.get("summary"))))
+            except IntegrityError:
+                continue
+            recorded.append(alert)
+        if recorded:
+            conn.execute(insert(audit_table).values(**_audit_row(message, kind, channel=channel, outcome=status, detail=detail)))
+    return recorded
+
+
+def record_suppressed(engine: Engine, alert: dict[str, Any], channel: str, reason: str,
+                      items: list[dict[str, Any]] | None = None) -> bool:
     """``notifications: false``: keep the alert (status ``suppressed``) and audit it; nothing is sent."""
-    row = _alert_row(alert, channel, "suppressed", alert.get("summary"))
-    try:
-        with engine.begin() as conn:
-            conn.execute(insert(alerts_table).values(**row))
-            conn.execute(
-                insert(audit_table).values(
-                    **_audit_row(alert, "suppressed", channel=channel, outcome="suppressed", detail=reason)
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    return bool(_record_unsent(engine, alert, items or [alert], channel, "suppressed", "suppressed", reason))
+
+
+def record_unrouted(engine: Engine, alert: dict[str, Any], reason: str, items: list[dict[str, Any]] | None = None) -> bool:
+    """An alert with no channel (no ``alerts.channels``, or ``alerts.on`` sends the event nowhere):
+    kept with channel ``none`` and status ``recorded``, so it still counts (an SLA miss in the
+    on-time rate) and can be acknowledged and escalated; nothing is sent."""
+    return bool(_record_unsent(engine, alert, items or [alert], NO_CHANNEL, "recorded", _kind(alert), reason))
 
 
 def audit(engine: Engine, alert: dict[str, Any], kind: str, outcome: str, detail: str, actor: str | None = None) -> None:
@@ -291,8 +345,10 @@ def incident(engine: Engine, dag_id: str, run_id: str, event: str, subject: str)
     }
 
 
-def run_incidents(engine: Engine, dag_id: str, run_id: str, events: Iterable[str]) -> list[dict[str, Any]]:
-    """Distinct first-tier (event, subject) alerts of one run, with their earliest time."""
+def run_incidents(engine: Engine, dag_id: str, run_id: str, events: Iterable[str], *,
+                  include_suppressed: bool = True) -> list[dict[str, Any]]:
+    """Distinct first-tier (event, subject) alerts of one run, with their earliest time (alerts that
+    were only suppressed count too, unless ``include_suppressed=False``)."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(alerts_table.c.event, alerts_table.c.subject, alerts_table.c.created_at, alerts_table.c.status)
@@ -301,7 +357,7 @@ def run_incidents(engine: Engine, dag_id: str, run_id: str, events: Iterable[str
         ).all()
     found: dict[tuple[str, str], dt.datetime] = {}
     for row in rows:
-        if row.status == "suppressed":
+        if row.status == "suppressed" and not include_suppressed:
             continue
         key = (row.event, row.subject)
         found[key] = min(found.get(key, row.created_at), row.created_at)

@@ -77,3 +77,41 @@ def test_a_claim_abandoned_mid_send_is_taken_over_by_exactly_one_sender(url, tmp
     stale = _race(url, held_for=STALE_CLAIM + dt.timedelta(minutes=1))
     winners = [o for o in stale if o is not None]
     assert len(winners) == 1, stale
+
+
+def _claim_three(url: str, barrier, results) -> None:
+    from sqlalchemy import create_engine
+
+    from airflow_dataops.store import alerts as store_alerts
+    from airflow_dataops.store.base import sqlite_engine
+
+    engine = sqlite_engine(url.removeprefix("sqlite:///")) if url.startswith("sqlite") else create_engine(url)
+    subjects = [{**ALERT, "event": "check_failed", "subject": name} for name in ("c_b", "c_a", "c_c")]
+    barrier.wait()
+    won = store_alerts.claim_many(engine, subjects, "slack:#data-alerts")
+    results.put(sorted(alert["subject"] for alert, _ in won))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_processes_claiming_one_message_of_three_subjects_give_it_to_one_sender(url, tmp_path, request):
+    """One message per (run, event, tier): six processes claim the same three checks at once; one
+    wins all three, the others win nothing (never a split into two messages)."""
+    from sqlalchemy import create_engine
+
+    from airflow_dataops.store.base import ensure_schema, sqlite_engine
+
+    url = f"sqlite:///{tmp_path / 'results.db'}" if url == "sqlite" else request.getfixturevalue("pg_url")
+    engine = sqlite_engine(url.removeprefix("sqlite:///")) if url.startswith("sqlite") else create_engine(url)
+    ensure_schema(engine)
+    engine.dispose()
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(6), ctx.Queue()
+    workers = [ctx.Process(target=_claim_three, args=(url, barrier, results)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    outcomes = sorted((results.get(timeout=5) for _ in workers), key=len)
+    assert outcomes == [[]] * 5 + [["c_a", "c_b", "c_c"]], outcomes
