@@ -26,13 +26,17 @@ def _has_channels(alerts: dict[str, Any] | None) -> bool:
 
 
 def deadline_alerts(ctx: dict[str, Any], sla: dict[str, Any] | None, alerts: dict[str, Any] | None) -> list:
-    """The Deadline Alerts of ``sla.freshness``: an SLA miss, and (with escalation) its escalation."""
+    """The Deadline Alerts of ``sla.freshness``: an SLA miss, and (with escalation) its escalation.
+
+    The SLA miss tier exists whenever ``sla.freshness`` is set, channels or not: without channels
+    the miss is recorded in the results store (so the on-time rate counts it) and logged, and
+    nothing is sent."""
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
     from airflow_dataops.alerting.callbacks import SlaMissNotifier
 
     freshness = (sla or {}).get("freshness")
-    if not freshness or not _has_channels(alerts):
+    if not freshness:
         return []
     base = {"ctx": _callback_ctx(ctx), "alerts": alerts, "notifications": bool(ctx.get("notifications", True)),
             "sla_seconds": float(freshness)}
@@ -61,7 +65,9 @@ def deadline_alerts(ctx: dict[str, Any], sla: dict[str, Any] | None, alerts: dic
 def dag_alerting_kwargs(ctx: dict[str, Any], sla: dict[str, Any] | None, alerts: dict[str, Any] | None) -> dict[str, Any]:
     """Extra DAG kwargs: ``{"deadline": [...], "default_args": {"on_failure_callback": ...}}``.
 
-    Merge ``default_args`` into your own (do not replace them). Empty when there is nothing to alert."""
+    Merge ``default_args`` into your own (do not replace them). ``deadline`` whenever
+    ``sla.freshness`` is set; ``default_args`` only with alert channels or escalation. Empty when
+    there is nothing to alert or record."""
     from airflow_dataops.alerting.callbacks import TaskFailureNotifier
 
     kwargs: dict[str, Any] = {}
