@@ -1,12 +1,17 @@
 """The alert watch: the last task of a pipeline's DAG (trigger rule ``all_done``).
 
 * Every other task succeeded (or skipped): this run resolves its own open alerts and every open
-  alert of the pipeline raised before this run started ("a later run succeeded"), and sends one "recovered" message for each
-  SLA miss / task failure / freshness timeout that was open.
+  alert of the pipeline raised before this run started ("a later run succeeded"), and sends one
+  "recovered" message listing every SLA miss / task failure / freshness timeout it closed. A skip
+  proves nothing only when a freshness sensor skipped on its timeout (``on_timeout: skip``: the
+  run skipped its work because data was late): then nothing is resolved. Branch skips and other
+  ordinary skips do not stop the resolution.
 * Something failed: when ``alerts.escalation`` is set and this run raised a failed-check or
   task-failure alert, the task defers (holding no worker slot) to ``EscalationTrigger`` until
-  ``after`` past that alert, escalates what is still unacknowledged and unresolved, and then fails
-  again, so the run's state stays "failed". Without escalation it fails at once.
+  ``after`` past that alert, escalates what is still unacknowledged and unresolved (one message per
+  event), and then fails again, so the run's state stays "failed". Without escalation it fails at
+  once. With ``notifications: false`` it waits the same way and records the escalation as
+  suppressed, as the SLA escalation does.
 
 Airflow 3.3 has no per-task deadlines, so a failed check cannot have a Deadline Alert of its own:
 this task is the per-check deadline.
@@ -53,6 +58,18 @@ class AlertWatchOperator(BaseOperator):
     def _failed_tasks(self, context) -> list[str]:
         return self._tasks_in(context, FAILED_STATES)
 
+    def _sources_skipped_on_timeout(self, context) -> list[str]:
+        """Skipped freshness sensors that skipped because their data was late (they leave an XCom
+        marker, ``sensors.freshness.TIMED_OUT_XCOM_KEY``); a branch-skipped one leaves none."""
+        from airflow_dataops.sensors.freshness import TIMED_OUT_XCOM_KEY
+
+        skipped = self._tasks_in(context, {"skipped"})
+        dag = getattr(self, "dag", None)
+        candidates = [t for t in skipped if dag is None or t not in dag.task_dict
+                      or getattr(dag.task_dict[t], "skip_on_timeout", False)]
+        ti = context["ti"]
+        return [t for t in candidates if ti.xcom_pull(task_ids=t, key=TIMED_OUT_XCOM_KEY)]
+
     def execute(self, context) -> dict[str, Any]:
         from airflow_dataops.store import alerts as store
         from airflow_dataops.triggers.settle import not_before
@@ -61,16 +78,17 @@ class AlertWatchOperator(BaseOperator):
         dag_id, run_id = ti.dag_id, ti.run_id
         engine = store.store_engine()
         failed = self._failed_tasks(context)
-        skipped = [] if failed else self._tasks_in(context, {"skipped"})
-        if skipped:
-            # A skipped run (a source timed out with on_timeout: skip) produced no data: it proves
-            # nothing, so it resolves no alert and sends no "recovered".
-            self.log.info("run skipped %s: no alert is resolved", ", ".join(skipped))
-            return {"resolved": 0, "skipped": skipped}
         if not failed:
+            late = self._sources_skipped_on_timeout(context)
+            if late:
+                # The run skipped its work because its data was late (on_timeout: skip): it produced
+                # nothing, so it proves nothing: no alert is resolved and no "recovered" is sent.
+                self.log.info("source(s) %s skipped on their timeout: no alert is resolved", ", ".join(late))
+                return {"resolved": 0, "skipped": late}
             started = getattr(context.get("dag_run"), "start_date", None)
             return self._resolve(engine, dag_id, run_id, started)
         escalation = self.alerts.get("escalation") or {}
+        # Suppressed alerts (notifications: false) count: their escalation is recorded as suppressed.
         incidents = store.run_incidents(engine, dag_id, run_id, WATCHED_EVENTS)
         message = f"upstream task(s) failed: {', '.join(failed)}"
         if not escalation.get("to") or not incidents:
@@ -97,23 +115,25 @@ class AlertWatchOperator(BaseOperator):
         """Resolve this run's alerts, and those raised before this run started (a run that began
         before an alert, such as a concurrent older run, proves nothing about it)."""
         from airflow_dataops.alerting import channels as channel_mod
-        from airflow_dataops.alerting.dispatch import deliver, run_ctx
-        from airflow_dataops.alerting.message import make_alert
+        from airflow_dataops.alerting.dispatch import deliver_group, run_ctx
+        from airflow_dataops.alerting.message import combine, make_alert
         from airflow_dataops.store import alerts as store
 
         same = store.resolve(engine, dag_id, "same_run_succeeded", run_ids=[run_id])
         earlier = store.resolve(engine, dag_id, "later_run_succeeded", created_before=started or store.utcnow())
         ctx = run_ctx(self.ctx, {"dag_id": dag_id})
-        for item in same + earlier:
-            if item["event"] not in RECOVERABLE_EVENTS:
-                continue
-            alert = make_alert(
+        closed = [
+            make_alert(
                 ctx, item["run_id"], "recovered", f"{item['event']}:{item['subject']}",
                 f"Run {run_id} of {dag_id} succeeded: the {item['event'].replace('_', ' ')} of run "
                 f"{item['run_id']} ({item['subject']}) is resolved.",
                 {"resolved_by_run": run_id}, title=f"Recovered: {item['event'].replace('_', ' ')}",
             )
-            deliver(alert, channel_mod.route(self.alerts, "recovered"), notifications=self.notifications, engine=engine)
+            for item in same + earlier if item["event"] in RECOVERABLE_EVENTS
+        ]
+        # One "recovered" message for everything this run closed; a row per closed alert (the claim).
+        deliver_group(closed, channel_mod.route(self.alerts, "recovered"), notifications=self.notifications,
+                      engine=engine, compose=lambda won: combine(won, ctx=ctx, run_id=run_id))
         self.log.info("run succeeded: resolved %d open alert(s) of this run and %d earlier", len(same), len(earlier))
         return {"resolved": len(same) + len(earlier)}
 
@@ -153,7 +173,7 @@ class EscalationTrigger(BaseTrigger):
             yield event
 
     async def _watch(self):
-        from airflow_dataops.alerting.callbacks import escalate, preload
+        from airflow_dataops.alerting.callbacks import escalate_group, preload
 
         await preload()
         from airflow_dataops.alerting.dispatch import run_ctx
@@ -172,10 +192,14 @@ class EscalationTrigger(BaseTrigger):
             await asyncio.sleep(min(POLL_SECONDS, remaining))
         after = float((self.alerts.get("escalation") or {}).get("after") or 0)
         ctx = run_ctx(self.ctx, {"dag_id": self.dag_id})
-        escalated: dict[str, Any] = {}
+        by_event: dict[str, list[dict[str, Any]]] = {}
         for item in self.incidents:
             state = await asyncio.to_thread(store.incident, engine, self.dag_id, self.run_id, item["event"], item["subject"])
             summary = (state or {}).get("message") or f"{item['event'].replace('_', ' ').capitalize()}: {item['subject']}."
-            alert = make_alert(ctx, self.run_id, item["event"], item["subject"], summary)
-            escalated[f"{item['event']}:{item['subject']}"] = await escalate(ctx, self.alerts, self.notifications, alert, after)
+            by_event.setdefault(item["event"], []).append(make_alert(ctx, self.run_id, item["event"], item["subject"], summary))
+        escalated: dict[str, Any] = {}
+        for event, alerts in by_event.items():  # one escalation message per (run, event)
+            outcomes = await escalate_group(ctx, self.alerts, self.notifications, alerts, after)
+            for alert in alerts:
+                escalated[f"{event}:{alert['subject']}"] = outcomes
         yield TriggerEvent({"escalated": escalated})
