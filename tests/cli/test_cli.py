@@ -77,6 +77,60 @@ def test_render_shows_schedule_tasks_checks_and_alerts_per_environment(tmp_path)
     assert unknown.returncode == 2 and "no pipeline named 'nope'" in unknown.stderr
 
 
+def test_validate_and_render_report_hostile_files_as_one_line_each_never_a_traceback(tmp_path):
+    folder = tmp_path / "dags"
+    (folder / "team").mkdir(parents=True)
+    (folder / "latin1.yaml").write_bytes(b"pipeline:\n  name: caf\xe9\n")
+    (folder / "deep.yaml").write_text("pipeline:\n  name: deep\n  tags: " + "[" * 5000 + "]" * 5000 + "\n")
+    (folder / "a.yaml").write_text("version: 1\npipeline:\n  name: orders\n")
+    (folder / "team" / "b.yaml").write_text("pipeline:\n  owner: me\n  name: orders\n")
+    out = cli("validate", "dags", home=tmp_path, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr, out.stderr
+    assert sorted(out.stdout.splitlines()) == [
+        "dags/a.yaml:3:3: pipeline.name: 'orders' is also the name of dags/team/b.yaml:3: pipeline names must be "
+        "unique (the DAG id): rename one",
+        "dags/deep.yaml:3:58: pipeline.tags: the file is nested deeper than 50 levels: a pipeline file needs only a "
+        "few, flatten it",
+        "dags/latin1.yaml:2:12: (top level): the file is not UTF-8 text (byte 0xe9 here): save it as UTF-8",
+        "dags/team/b.yaml:3:3: pipeline.name: 'orders' is also the name of dags/a.yaml:3: pipeline names must be "
+        "unique (the DAG id): rename one",
+    ]
+    # render passes over the files it cannot parse, and says they exist
+    good = cli("render", "orders", "--path", "dags", home=tmp_path, cwd=tmp_path)
+    assert good.returncode == 0 and "DAG orders" in good.stdout, good.stderr
+    missing = cli("render", "deep", "--path", "dags", home=tmp_path, cwd=tmp_path)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "2 file(s) there do not parse (dags/deep.yaml, dags/latin1.yaml): `airflow-dataops validate` shows why" in missing.stderr
+    (folder / "a.yaml").write_text("pipeline:\n  name: orders\n  retries: lots\n")
+    broken = cli("render", "orders", "--path", "dags", home=tmp_path, cwd=tmp_path)
+    assert broken.returncode == 1 and "Traceback" not in broken.stderr
+    assert "dags/a.yaml:3:3: pipeline.retries: expected a whole number, got 'lots'" in broken.stderr
+
+
+def test_validate_checks_file_paths_against_the_dags_folder_and_render_names_them(tmp_path):
+    folder = tmp_path / "dags"
+    (folder / "team" / "sql").mkdir(parents=True)
+    (folder / "shared").mkdir()
+    (folder / "shared" / "load.sql").write_text("select 1")
+    (folder / "team" / "sql" / "check.sql").write_text("select 1 where false")
+    (folder / "team" / "p.yaml").write_text(
+        "pipeline:\n  name: p\ntasks:\n  - id: load\n    sql: ../shared/load.sql\n"
+        "quality_checks:\n  - type: sql\n    sql: sql/check.sql\n"
+    )
+    (tmp_path / "airflow.cfg").write_text(f"[core]\ndags_folder = {folder}\n")
+    # Inside the dags folder, `../shared` is fine, whether CI validates the folder or the one file...
+    assert cli("validate", "dags", home=tmp_path, cwd=tmp_path).returncode == 0
+    assert cli("validate", "dags/team/p.yaml", home=tmp_path, cwd=tmp_path).returncode == 0
+    spec = json.loads(cli("render", "p", "--json", "--path", "dags", home=tmp_path, cwd=tmp_path).stdout)
+    assert spec["tasks"][0]["sql_file"] == "shared/load.sql"  # relative to the dags folder: one meaning only
+    # ...leaving it is an error.
+    (folder / "team" / "p.yaml").write_text((folder / "team" / "p.yaml").read_text().replace("../shared", "../../x"))
+    out = cli("validate", "dags", home=tmp_path, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "dags/team/p.yaml:5:5: tasks[0].sql: SQL file '../../x/load.sql' is outside the dags folder" in out.stdout
+
+
 def test_schema_is_a_json_schema_the_examples_satisfy_and_bad_files_violate(tmp_path):
     out = cli("schema", home=tmp_path)
     schema = json.loads(out.stdout)
@@ -102,10 +156,11 @@ def test_ack_acknowledges_open_alerts_and_records_who(tmp_path):
                 pipeline="orders_daily", dag_id="orders_daily", run_id=run_id, environment="production",
                 event="check_failed", subject="row_count", tier=0, channel="slack:#orders-alerts",
                 severity="error", status="sent", created_at=now))
-    out = cli("ack", "orders_daily", "--run", "run_1", "--by", "alice", home=tmp_path)
+    out = cli("ack", "orders_daily", "--run", "run_1", "--by", "alice", "--embedded", home=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "acknowledged 1 open alert(s) of orders_daily (run run_1) as alice" in out.stdout
-    out = cli("ack", "orders_daily", "--by", "bob", home=tmp_path)
+    assert f"results store: embedded SQLite file {tmp_path / 'dataops_results.db'}" in out.stderr
+    out = cli("ack", "orders_daily", "--by", "bob", "--embedded", home=tmp_path)
     assert "acknowledged 1 open alert(s) of orders_daily (all runs) as bob" in out.stdout
     with engine.connect() as conn:
         acked = dict(conn.execute(sa.select(alerts.c.run_id, alerts.c.acknowledged_by)).all())
@@ -113,3 +168,66 @@ def test_ack_acknowledges_open_alerts_and_records_who(tmp_path):
     engine.dispose()
     assert acked == {"run_1": "alice", "run_2": "bob"}
     assert actors == ["alice", "bob"]
+
+
+def _open_alert(engine, dag_id: str, run_id: str) -> None:
+    from airflow_dataops.store.base import ensure_schema
+    from airflow_dataops.store.schema import alerts
+
+    ensure_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(alerts).values(
+            pipeline=dag_id, dag_id=dag_id, run_id=run_id, environment="production", event="sla_miss",
+            subject="sla", tier=0, channel="slack:#orders-alerts", severity="error", status="sent",
+            created_at=dt.datetime.now(dt.timezone.utc)))
+
+
+def test_ack_refuses_to_fall_back_to_the_embedded_store_by_accident(tmp_path):
+    """No results connection anywhere: acknowledging in this machine's own SQLite file would say
+    "acknowledged 0" while on-call is still paged. It stops with a clear message and creates nothing."""
+    for command in (["ack", "orders_daily", "--by", "carol"], ["purge"]):
+        out = cli(*command, home=tmp_path)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert "the results store connection 'dataops_results'" in out.stderr and "--embedded" in out.stderr
+        assert "Airflow's metadata database" in out.stderr and "acknowledged" not in out.stdout
+    assert not (tmp_path / "dataops_results.db").exists()
+
+
+def test_ack_and_purge_find_a_results_connection_stored_in_airflows_metadata_database(tmp_path, airflow_db):
+    """The connection was created in the UI (Admin > Connections): it lives only in the metadata
+    database, which a plain process does not read; the CLI looks it up as Airflow's own CLI does."""
+    import uuid
+
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    from airflow_dataops.store.base import sqlite_engine
+
+    conn_id = f"results_{uuid.uuid4().hex[:8]}"
+    results = tmp_path / "team-results.db"
+    with create_session() as session:
+        session.add(Connection(conn_id=conn_id, conn_type="sqlite", host=str(results)))
+    engine = sqlite_engine(results)
+    _open_alert(engine, "orders_daily", "run_9")
+    home = tmp_path / "cli-home"
+    home.mkdir()
+    env_home = {"AIRFLOW__DATAOPS__RESULTS_CONN_ID": conn_id}
+    try:
+        os.environ.update(env_home)
+        out = cli("ack", "orders_daily", "--by", "erin", home=home)
+        purge = cli("purge", home=home)
+    finally:
+        for key in env_home:
+            os.environ.pop(key)
+        with create_session() as session:
+            session.query(Connection).filter(Connection.conn_id == conn_id).delete()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"results store: connection '{conn_id}' (sqlite)" in out.stderr
+    assert "acknowledged 1 open alert(s) of orders_daily (all runs) as erin" in out.stdout
+    assert purge.returncode == 0 and f"results store: connection '{conn_id}' (sqlite)" in purge.stderr
+    assert not (home / "dataops_results.db").exists()  # the embedded store was never opened
+    with engine.connect() as conn:
+        from airflow_dataops.store.schema import alerts
+
+        assert conn.execute(sa.select(alerts.c.acknowledged_by)).scalar() == "erin"
+    engine.dispose()
