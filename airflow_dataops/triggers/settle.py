@@ -9,6 +9,23 @@ task (apache/airflow#72716 and #71580: only the ``scheduled`` state is guarded i
 So our deferring tasks pass ``not_before`` (``[dataops] resume_settle_seconds`` after deferring)
 and the trigger holds an early event until then. It costs latency only when the outcome is known
 within those seconds; a trigger restarted later (triggerer restart) is past the moment already.
+
+This is a mitigation that lowers the odds, not a guarantee:
+
+- How late the stale report arrives depends on the length of a scheduler loop and on the
+  supervisor's teardown (up to ``[core] task_success_overtime``, 20 s); it has no upper bound, and
+  10 s is "measured at most 6 s on 2 busy cores, plus a margin".
+- ``not_before`` is taken from the worker's clock and compared with the triggerer's: clock skew
+  between machines shortens or lengthens the hold.
+- The race needs LocalExecutor's bookkeeping (its ``running`` set is never filled, so the scheduler
+  cannot tell a stale report from a kill). CeleryExecutor re-adds the key to ``running`` and
+  replaces the workload on resend, so the stale result is never read there: with Celery the hold
+  only adds latency, and ``resume_settle_seconds = 0`` is the better setting.
+- When the race still happens, the failure goes through the scheduler's "state mismatch" path;
+  ``alerting.callbacks.TaskFailureNotifier`` then says in its ``task_failed`` alert that the
+  scheduler, not the task, failed it.
+- The real fix is upstream (apache/airflow#72767, or #73510; #68741 for the QUEUED variant, not in
+  3.3.2): once a release carries it, pin to it and default ``resume_settle_seconds`` to 0.
 """
 
 from __future__ import annotations
