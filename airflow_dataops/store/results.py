@@ -2,8 +2,9 @@
 
 Its own database (``[dataops] results_conn_id``, or the embedded SQLite file on a single machine),
 never Airflow's metadata database. Writes are idempotent upserts keyed by (DAG, run, task, map index,
-check): a retry replaces its earlier try, a duplicate never double-counts. Reads serve the
-``volume_anomaly`` check (``observed_history``), alerting (``previous_status``) and the UI page.
+environment, check): a retry replaces its earlier try, a duplicate never double-counts. Reads serve the
+``volume_anomaly`` check (``observed_history``, per environment and per filter state), alerting
+(``previous_status``) and the UI page.
 
 Every datetime going in is stored as UTC, and every datetime coming out is timezone-aware UTC.
 """
@@ -85,6 +86,19 @@ def _row_dict(row) -> dict[str, Any]:
         if name in record:
             record[name] = _decode(record[name])
     return record
+
+
+DROPPED_FILTER_NOTE = "`where` dropped"  # what the operator writes in a result whose filter could not apply
+
+
+def _where_applied(expected: str | None, message: str | None) -> bool | None:
+    """Whether a stored result counted filtered rows (True), the whole table (False), or unknown."""
+    decoded = _decode(expected)
+    if isinstance(decoded, dict) and isinstance(decoded.get("where_applied"), bool):
+        return decoded["where_applied"]
+    if message and DROPPED_FILTER_NOTE in message:
+        return False
+    return None
 
 
 def _number(value: Any) -> float | None:
@@ -241,33 +255,43 @@ class ResultsStore:
         check_name: str,
         limit: int,
         *,
+        environment: str | None = None,
+        where_applied: bool | None = None,
         exclude_run_id: str | None = None,
     ) -> list[float]:
         """Numeric observed values of ``check_name`` from the last ``limit`` runs in which it passed
-        or warned, newest first (one value per run: its newest row)."""
+        or warned, newest first (one value per run: its newest row).
+
+        ``environment``: only that environment's runs (run ids repeat across environments).
+        ``where_applied``: only runs that counted the same rows, i.e. whose ``where`` filter was
+        applied (True) or that counted the whole table (False: no filter, or a filter dropped on a
+        run without a data interval). Results record this as ``expected.where_applied``; older
+        rows without it count as the whole table when their message says the filter was dropped,
+        and as either otherwise."""
         if limit <= 0:
             return []
+        c = check_results.c
         query = (
-            select(check_results.c.run_id, check_results.c.observed)
-            .where(
-                check_results.c.pipeline == pipeline,
-                check_results.c.check_name == check_name,
-                check_results.c.status.in_(HISTORY_STATUSES),
-            )
-            .order_by(check_results.c.checked_at.desc(), check_results.c.id.desc())
+            select(c.run_id, c.observed, c.expected, c.message)
+            .where(c.pipeline == pipeline, c.check_name == check_name, c.status.in_(HISTORY_STATUSES))
+            .order_by(c.checked_at.desc(), c.id.desc())
         )
+        if environment is not None:
+            query = query.where(c.environment == environment)
         if exclude_run_id is not None:
-            query = query.where(check_results.c.run_id != exclude_run_id)
+            query = query.where(c.run_id != exclude_run_id)
         values: list[float] = []
         seen: set[str] = set()
         page, offset = max(limit * 2, 20), 0
         with base.reading(self.engine) as conn:
             while len(values) < limit:
                 rows = conn.execute(query.limit(page).offset(offset)).all()
-                for run_id, observed in rows:
+                for run_id, observed, expected, message in rows:
                     if run_id in seen:
                         continue
                     seen.add(run_id)
+                    if where_applied is not None and _where_applied(expected, message) not in (None, where_applied):
+                        continue
                     number = _number(_decode(observed))
                     if number is not None:
                         values.append(number)

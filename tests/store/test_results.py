@@ -143,6 +143,38 @@ def test_observed_history_is_newest_first_limited_and_skips_failed_errored_and_e
     assert store.observed_history("orders", "no_such_check", 5) == []
 
 
+def test_observed_history_is_per_environment(store):
+    """Scheduled run ids repeat across environments: staging's counts never feed production's history."""
+    for day, (prod, staging) in enumerate([(100, 5), (110, 6), (90, 7)], start=1):
+        at = T0 + dt.timedelta(days=day)
+        store.record_results(RunRef("orders", "orders", f"scheduled__{day}", "q", "production"), [result("vol", observed=prod, at=at)])
+        store.record_results(RunRef("orders", "orders", f"scheduled__{day}", "q", "staging"), [result("vol", observed=staging, at=at)])
+
+    assert store.observed_history("orders", "vol", 14, environment="production") == [90.0, 110.0, 100.0]
+    assert store.observed_history("orders", "vol", 14, environment="staging") == [7.0, 6.0, 5.0]
+    assert len(store.results_for_run("orders", "scheduled__1")) == 2, "the same run id in two environments: two rows"
+
+
+def test_observed_history_keeps_filtered_and_whole_table_counts_apart(store):
+    """A run without a data interval drops the `where` and counts the whole table: that count must not
+    become the baseline of the filtered daily counts, and the other way round."""
+    def vol(observed, applied, **extra):
+        return result("vol", observed=observed, check_type="volume_anomaly", expected={"max_change_pct": 50, "where_applied": applied}, **extra)
+
+    store.record_results(run("d1"), [vol(100, True, at=T0 + dt.timedelta(days=1))])
+    store.record_results(run("manual1"), [vol(50_000, False, at=T0 + dt.timedelta(days=2))])
+    store.record_results(run("d2"), [vol(120, True, at=T0 + dt.timedelta(days=3))])
+    # A row written before results recorded `where_applied`: its message says the filter was dropped.
+    store.record_results(run("old_manual"), [result("vol", observed=49_000, check_type="volume_anomaly", expected={"max_change_pct": 50},
+                                                    message="49000 rows; `where` dropped: this run has no data interval", at=T0)])
+    store.record_results(run("old"), [result("vol", observed=90, check_type="volume_anomaly", expected={"max_change_pct": 50},
+                                             message="90 rows", at=T0 - dt.timedelta(days=1))])
+
+    assert store.observed_history("orders", "vol", 14, where_applied=True) == [120.0, 100.0, 90.0]
+    assert store.observed_history("orders", "vol", 14, where_applied=False) == [50_000.0, 49_000.0, 90.0]
+    assert store.observed_history("orders", "vol", 14) == [120.0, 50_000.0, 100.0, 49_000.0, 90.0]
+
+
 def test_observed_history_ignores_values_that_are_not_numbers(store):
     store.record_results(run("a"), [result(observed=5, at=T0)])
     store.record_results(run("b"), [result(observed={"nulls": 3}, at=T0 + dt.timedelta(days=1))])
