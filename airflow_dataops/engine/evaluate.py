@@ -140,6 +140,8 @@ def volume_anomaly(check: VolumeAnomalyCheck, m: dict, ctx: EvalContext) -> Verd
     expected: dict[str, Any] = (
         {"max_change_pct": check.max_change_pct} if check.max_change_pct is not None else {"max_stddev": check.max_stddev}
     )
+    # Which rows were counted: history compares filtered counts with filtered counts only.
+    expected["where_applied"] = check.where is not None
     if len(past) < MIN_HISTORY:
         return Verdict(True, rows, expected, f"{rows} rows; only {len(past)} earlier runs recorded, "
                        f"{MIN_HISTORY} needed before anomalies are judged (passes until then)")

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_dataops.config.checks import BaseCheck, SchemaCheck
 from airflow_dataops.engine.evaluate import EVALUATORS, EvalContext, Verdict, evaluate
+from airflow_dataops.engine.freshness import as_aware_datetime
 from airflow_dataops.engine.outcome import CONFIG_ERROR, error_result, from_verdict
 from airflow_dataops.engine.result import CheckResult
+from airflow_dataops.engine.sql_aggregates import bound_instant
 from airflow_dataops.engine.sql_separate import normalize_type
 
 if TYPE_CHECKING:
@@ -30,29 +32,33 @@ class _Unsupported(ValueError):
     pass
 
 
-def _time_bound(series: pd.Series, value: Any) -> Any:
-    import pandas as pd
-
-    if not isinstance(value, dt.date):
-        return value
-    bound = pd.Timestamp(value)
-    tz = getattr(series.dt, "tz", None) if pd.api.types.is_datetime64_any_dtype(series) else None
-    if tz is not None and bound.tzinfo is None:
-        bound = bound.tz_localize("UTC")
-    elif tz is None and bound.tzinfo is not None:
-        bound = bound.tz_convert("UTC").tz_localize(None)
-    return bound
-
-
-def _as_times(series: pd.Series) -> pd.Series:
+def instants(series: pd.Series, tz: str | None) -> pd.Series:
+    """A column of timestamps (datetimes, dates, ISO strings with or without offsets, epochs) as
+    aware UTC instants; naive values are wall times in ``tz`` (default UTC), as in the SQL engine."""
     import pandas as pd
 
     if pd.api.types.is_datetime64_any_dtype(series):
-        return series
-    return pd.to_datetime(series, format="ISO8601")
+        if series.dt.tz is not None:
+            return series.dt.tz_convert("UTC")
+        if tz in (None, "UTC"):
+            return series.dt.tz_localize("UTC")
+
+    def one(value: Any) -> Any:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return pd.NaT
+        return pd.Timestamp(as_aware_datetime(value, tz)).tz_convert("UTC")
+
+    return pd.to_datetime(series.map(one), utc=True)
 
 
-def _invalid(df: pd.DataFrame, check: BaseCheck) -> pd.Series:
+def _utc_bound(value: Any, tz: str | None) -> Any:
+    import pandas as pd
+
+    moment = bound_instant(value, tz)
+    return value if moment is None else pd.Timestamp(moment).tz_convert("UTC")
+
+
+def _invalid(df: pd.DataFrame, check: BaseCheck, tz: str | None = None) -> pd.Series:
     """Boolean mask of rows whose non-null value breaks a value check."""
     col = df[check.column]
     present = col.notna()
@@ -61,12 +67,12 @@ def _invalid(df: pd.DataFrame, check: BaseCheck) -> pd.Series:
     if check.type == "range":
         values = col[present]
         if isinstance(check.min, dt.date) or isinstance(check.max, dt.date):
-            values = _as_times(values)
+            values = instants(values, tz)
         bad = values.map(lambda _: False).astype(bool)
         if check.min is not None:
-            bad |= values < _time_bound(values, check.min)
+            bad |= values < _utc_bound(check.min, tz)
         if check.max is not None:
-            bad |= values > _time_bound(values, check.max)
+            bad |= values > _utc_bound(check.max, tz)
         return bad.reindex(df.index, fill_value=False)
     if check.type == "pattern":
         regex = re.compile(check.regex)
@@ -74,7 +80,8 @@ def _invalid(df: pd.DataFrame, check: BaseCheck) -> pd.Series:
     raise _Unsupported(check.type)
 
 
-def measure(df: pd.DataFrame, check: BaseCheck, timestamp_column: str | None) -> tuple[dict, tuple[str, ...], Any]:
+def measure(df: pd.DataFrame, check: BaseCheck, timestamp_column: str | None,
+            tz: str | None = None) -> tuple[dict, tuple[str, ...], Any]:
     """(measures for ``evaluate``, columns, mask of failing rows or None)."""
     t, rows = check.type, len(df)
     for column in check.column_list():
@@ -96,7 +103,7 @@ def measure(df: pd.DataFrame, check: BaseCheck, timestamp_column: str | None) ->
         mask = df[cols].notna().all(axis=1) & df.duplicated(subset=cols, keep=False)
         return {"duplicates": dups}, tuple(cols), mask
     if t in {"accepted_values", "range", "pattern"}:
-        mask = _invalid(df, check)
+        mask = _invalid(df, check, tz)
         return {"invalid": int(mask.sum())}, (check.column,), mask
     if t == "freshness":
         column = check.column or timestamp_column
@@ -105,7 +112,7 @@ def measure(df: pd.DataFrame, check: BaseCheck, timestamp_column: str | None) ->
         if column not in df.columns:
             raise KeyError(column)
         series = df[column].dropna()
-        newest = None if series.empty else (_as_times(series).max())
+        newest = None if series.empty else instants(series, tz).max()
         return {"newest": newest}, (column,), None
     raise _Unsupported(t)
 
@@ -120,8 +127,10 @@ def _schema_verdict(df: pd.DataFrame, check: SchemaCheck) -> Verdict:
             return {"integer", "bigint", "smallint", "numeric"}
         if pd.api.types.is_float_dtype(dtype):
             return {"float", "numeric"}
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            return {"timestamptz"}
         if pd.api.types.is_datetime64_any_dtype(dtype):
-            return {"timestamp", "timestamptz", "date"}
+            return {"timestamp", "date"}
         return {"text", "json"}  # object/string columns: types are loose on frames
 
     missing = [c.name for c in check.columns if c.name not in df.columns]
@@ -170,7 +179,7 @@ def run_checks_on_frame(
             if isinstance(check, SchemaCheck):
                 verdict, cols, mask = _schema_verdict(df, check), check.column_list(), None
             elif check.type in EVALUATORS:
-                measures, cols, mask = measure(df, check, timestamp_column)
+                measures, cols, mask = measure(df, check, timestamp_column, timezone)
                 verdict = evaluate(check, measures, ctx)
             else:
                 raise _Unsupported(f"a {check.type} check needs a database and cannot run on a DataFrame: run it on the table (no source_task)")

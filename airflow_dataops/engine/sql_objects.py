@@ -2,8 +2,9 @@
 
 Identifiers were validated by the config models (letters, digits, underscores); here they are
 turned into ``sqlalchemy.table()``/``column()`` so the dialect quotes them. A ``where`` filter is a
-SQL fragment by design: it is accepted only as ONE expression (no ``;``, no comments, balanced
-parentheses, closed quotes) and is wrapped in parentheses, so it cannot add a statement.
+SQL fragment by design: it is accepted only as ONE condition (``sql_lexer.check_filter``: plain
+strings and quoted names only; no ``;``, comments, dollar quotes, backslashes; balanced parentheses)
+and is wrapped in parentheses, so it cannot add a statement.
 """
 
 from __future__ import annotations
@@ -14,10 +15,25 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import quoted_name
 
-from airflow_dataops.config.types import check_identifier
+from airflow_dataops.config.types import IDENTIFIER_HELP
+from airflow_dataops.config.types import check_identifier as _model_check
+from airflow_dataops.engine.sql_lexer import UnsafeSqlError, check_filter
 
 
-class UnsafeFilterError(ValueError):
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,127}")
+
+
+def check_identifier(value: object, *, dotted: bool = False) -> str:
+    """The models' identifier rule, matched over the WHOLE text (``"id\n"`` is refused: a
+    trailing newline would otherwise let SQLAlchemy send the name unquoted)."""
+    _model_check(value, dotted=dotted)
+    parts = str(value).split(".") if dotted else [str(value)]
+    if not all(_IDENTIFIER.fullmatch(part) for part in parts):
+        raise ValueError(f"{value!r} is not a valid {'table' if dotted else 'column'} name: {IDENTIFIER_HELP}")
+    return str(value)
+
+
+class UnsafeFilterError(UnsafeSqlError):
     """A ``where`` filter that could add a statement or hide one in a comment."""
 
 
@@ -47,79 +63,24 @@ def sql_column(table: sa.TableClause, name: str) -> sa.ColumnClause:
     return col
 
 
-_FORBIDDEN = (
-    (";", "a `;` (it would end the statement)"),
-    ("--", "a `--` comment"),
-    ("/*", "a `/*` comment"),
-    ("*/", "a `*/` comment end"),
-)
-
-
-def _outside_literals(where: str) -> str:
-    """The filter with quoted literals/identifiers blanked out; raises on an unclosed quote."""
-    out: list[str] = []
-    i, n = 0, len(where)
-    while i < n:
-        ch = where[i]
-        if ch in "'\"`":
-            j = i + 1
-            while True:
-                if j >= n:
-                    raise UnsafeFilterError(f"`where` filter {where!r} has an unclosed {ch} quote: close it")
-                if where[j] == ch:
-                    if j + 1 < n and where[j + 1] == ch:  # doubled quote = escaped quote
-                        j += 2
-                        continue
-                    break
-                if where[j] == "\\" and ch == "'":
-                    raise UnsafeFilterError(
-                        f"`where` filter {where!r} uses a backslash inside a string literal, which some "
-                        "databases treat as an escape: write a quote as '' instead"
-                    )
-                j += 1
-            out.append(" ")
-            i = j + 1
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-def validate_where(where: str) -> str:
-    """The filter, stripped, if it is one SQL expression; else :class:`UnsafeFilterError`."""
+def validate_where(where: str, dialect: str | None = None) -> str:
+    """The filter, stripped, if it is one SQL condition for ``dialect`` (a SQLAlchemy dialect name;
+    None applies the strictest rules); else :class:`UnsafeFilterError`. Validate the RENDERED text."""
     text = where.strip()
     if not text:
         raise UnsafeFilterError("`where` filter is empty: remove the key or write a condition")
-    if "\x00" in text:
-        raise UnsafeFilterError("`where` filter contains a NUL character")
-    bare = _outside_literals(text)
-    for token, why in _FORBIDDEN:
-        if token in bare:
-            raise UnsafeFilterError(
-                f"`where` filter {where!r} contains {why}: a filter must be one SQL condition, "
-                "like `created_at >= '2024-01-01'`"
-            )
-    if "$$" in bare:
-        raise UnsafeFilterError(f"`where` filter {where!r} contains a `$$` dollar quote: use '...' literals")
-    depth = 0
-    for ch in bare:
-        depth += ch == "("
-        depth -= ch == ")"
-        if depth < 0:
-            raise UnsafeFilterError(f"`where` filter {where!r} closes a parenthesis it never opened")
-    if depth:
-        raise UnsafeFilterError(f"`where` filter {where!r} leaves a parenthesis open")
     if re.search(r"\{\{|\{%|\{#", text):
         raise UnsafeFilterError(
             f"`where` filter {where!r} still contains Jinja: it must be rendered before it runs "
             "(pass it through a templated field such as DataQualityOperator.checks)"
         )
+    check_filter(text, dialect, error=UnsafeFilterError)
     return text
 
 
-def where_clause(where: str | None) -> sa.TextClause | None:
+def where_clause(where: str | None, dialect: str | None = None) -> sa.TextClause | None:
     """A validated filter as a parenthesised ``text()`` clause (colons escaped: no bind parsing)."""
     if where is None:
         return None
-    text = validate_where(where)
+    text = validate_where(where, dialect)
     return sa.text("(" + text.replace(":", "\\:") + ")")

@@ -25,7 +25,15 @@ from airflow_dataops.engine.outcome import CONFIG_ERROR, error_result, from_verd
 from airflow_dataops.engine.result import CheckResult
 from airflow_dataops.engine.sql_aggregates import MissingColumnName, build_scan, foldable, sample_statement
 from airflow_dataops.engine.sql_objects import UnsafeFilterError, split_table, validate_where
-from airflow_dataops.engine.sql_timeout import describe_error, is_timeout, prepare_connection, statement_timeout, with_hint
+from airflow_dataops.engine.sql_timeout import (
+    describe_error,
+    is_deterministic,
+    is_timeout,
+    prepare_connection,
+    session_timeout,
+    statement_timeout,
+    with_hint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +46,37 @@ class _Runner:
         self.conn, self.table, self.timeout_s, self.samples, self.ctx = conn, table, timeout_s, samples, ctx
         self.timestamp_column, self.base_dir, self.conn_id = timestamp_column, base_dir, conn_id
         self.dialect = conn.dialect
+        self.session_timeout = False  # PostgreSQL: the connection's own statement_timeout is set
+
+    @property
+    def dialect_name(self) -> str:
+        return self.dialect.name
 
     # -- statements -------------------------------------------------------------------------------
     def sql_text(self, stmt: sa.ClauseElement) -> str:
-        return str(stmt.compile(dialect=self.dialect))
+        """The statement as it could be replayed (values inlined where the dialect can render them)."""
+        plain = str(stmt.compile(dialect=self.dialect))  # CompileError: the dialect cannot express it
+        try:
+            text = str(stmt.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))
+        except Exception:  # a value the dialect cannot inline: the statement with its markers
+            return plain
+        if self.dialect.paramstyle in ("pyformat", "format"):
+            text = text.replace("%%", "%")  # no parameters are left: percent signs are literal
+        return text
 
-    def run(self, stmt: Any, fetch: Callable[[sa.CursorResult], Any]) -> Any:
+    def run(self, stmt: Any, fetch: Callable[[sa.CursorResult], Any], *, stream: bool = False) -> Any:
         """One statement in its own read-only transaction, under the statement timeout."""
         if isinstance(stmt, sa.Select):
             stmt = with_hint(stmt, self.dialect.name, self.timeout_s)
         trans = self.conn.begin()
         try:
-            with statement_timeout(self.conn, self.timeout_s):
+            with statement_timeout(self.conn, self.timeout_s, session_set=self.session_timeout):
+                if stream:
+                    result = self.conn.execute(stmt, execution_options={"stream_results": True, "max_row_buffer": 1})
+                    try:
+                        return fetch(result)
+                    finally:
+                        result.close()
                 return fetch(self.conn.execute(stmt))
         finally:
             trans.rollback()
@@ -57,7 +84,20 @@ class _Runner:
     def failure_text(self, exc: BaseException, what: str) -> str:
         if is_timeout(exc):
             return f"{what} timed out after {self.timeout_s}s ([dataops] statement_timeout): add a `where` filter or raise the timeout"
-        return f"{what} failed: {describe_error(exc)}"
+        text = f"{what} failed: {describe_error(exc)}"
+        return CONFIG_ERROR + text if is_deterministic(exc) else text
+
+    def reflect(self) -> dict[str, Any] | None:
+        """Column name -> reflected type, or None when the table cannot be inspected."""
+        schema, name = split_table(self.table)
+        try:
+            columns = sa.inspect(self.conn).get_columns(name, schema=schema)
+        except SQLAlchemyError:
+            return None
+        finally:
+            if self.conn.in_transaction():
+                self.conn.rollback()
+        return {c["name"]: c["type"] for c in columns}
 
     def diagnose(self, columns: Sequence[str]) -> tuple[bool, list[str]]:
         """(table exists, missing columns) after a failed statement."""
@@ -86,14 +126,25 @@ class _Runner:
             log.warning("could not fetch failing rows from %s: %s", self.table, describe_error(exc))
             return ()
 
+    def _error(self, check: BaseCheck, text: str, **kw: Any) -> CheckResult:
+        return error_result(check, text, table=self.table, engine=ENGINE, now=self.ctx.now, **kw)
+
     # -- aggregate scan ---------------------------------------------------------------------------
     def scan(self, where: str | None, checks: list[tuple[int, BaseCheck]], out: dict[int, CheckResult]) -> None:
+        """The checks sharing ``where`` as one statement. When it fails for another reason than a
+        timeout, a missing table or column, the group is split in halves until the checks that
+        cause the error are found: the others still get their results."""
+        self._scan(where, checks, out, diagnosed=False, column_types=None)
+
+    def _scan(self, where: str | None, checks: list[tuple[int, BaseCheck]], out: dict[int, CheckResult], *,
+              diagnosed: bool, column_types: dict[str, Any] | None) -> None:
         try:
-            plan = build_scan(self.table, where, [c for _, c in checks], timestamp_column=self.timestamp_column)
+            plan = build_scan(self.table, where, [c for _, c in checks], timestamp_column=self.timestamp_column,
+                              dialect=self.dialect_name, timezone=self.ctx.timezone, column_types=column_types)
             stmt = plan.statement()
         except (MissingColumnName, UnsafeFilterError) as exc:
             for i, check in checks:
-                out[i] = error_result(check, CONFIG_ERROR + str(exc), table=self.table, engine=ENGINE, now=self.ctx.now)
+                out[i] = self._error(check, CONFIG_ERROR + str(exc))
             return
         try:
             sql = self.sql_text(stmt)
@@ -105,39 +156,69 @@ class _Runner:
             row = self.run(stmt, lambda r: r.one())
         except SQLAlchemyError as exc:
             elapsed = (time.perf_counter() - started) * 1000
-            if not is_timeout(exc):
+            if is_timeout(exc):
+                text = self.failure_text(exc, "the aggregate query")
+                for i, check in checks:
+                    out[i] = self._error(check, text, sql=sql, duration_ms=elapsed)
+                return
+            if not diagnosed:
                 exists, missing = self.diagnose([c for cp in plan.checks for c in cp.columns])
                 if not exists:
                     for i, check in checks:
-                        out[i] = error_result(check, self.missing_table_text(), table=self.table, engine=ENGINE, now=self.ctx.now, sql=sql)
+                        out[i] = self._error(check, self.missing_table_text(), sql=sql)
                     return
                 if missing:
                     healthy = []
                     for (i, check), cp in zip(checks, plan.checks, strict=True):
                         gone = [c for c in cp.columns if c in missing]
                         if gone:
-                            out[i] = error_result(check, f"column {', '.join(gone)} not found in table {self.table}",
-                                                  table=self.table, engine=ENGINE, now=self.ctx.now, sql=sql)
+                            out[i] = self._error(check, f"column {', '.join(gone)} not found in table {self.table}", sql=sql)
                         else:
                             healthy.append((i, check))
                     if healthy:
-                        self.scan(where, healthy, out)
+                        self._scan(where, healthy, out, diagnosed=True, column_types=column_types)
                     return
-            text = self.failure_text(exc, "the aggregate query")
-            for i, check in checks:
-                out[i] = error_result(check, text, table=self.table, engine=ENGINE, now=self.ctx.now, sql=sql, duration_ms=elapsed)
+            if len(checks) > 1:
+                half = len(checks) // 2
+                log.warning("the aggregate query on %s failed (%s): running its %s checks in smaller groups to find the cause",
+                            self.table, describe_error(exc), len(checks))
+                self._scan(where, checks[:half], out, diagnosed=True, column_types=column_types)
+                self._scan(where, checks[half:], out, diagnosed=True, column_types=column_types)
+                return
+            ((i, check),) = checks
+            if check.type == "accepted_values" and column_types is None:
+                # The values may not be of the column's type (1 and "x" on an integer column):
+                # bind them as the column's type and try once more.
+                types = self.reflect()
+                if types and check.column in types:
+                    self._scan(where, checks, out, diagnosed=True, column_types=types)
+                    return
+            out[i] = self._error(check, self.failure_text(exc, f"the {check.type} check's query"), sql=sql, duration_ms=elapsed)
             return
         elapsed = (time.perf_counter() - started) * 1000
         measures = plan.measures(row)
         for (i, check), cp in zip(checks, plan.checks, strict=True):
+            check_sql = sql
             try:
-                verdict = evaluate(check, cp.finish(measures), self.ctx)
+                refined = cp.refine(measures) if cp.refine else None
+                if refined is not None:
+                    check_sql = self.sql_text(refined)
+                    found = cp.finish(measures, self.run(refined, lambda r: tuple(r.one())))
+                else:
+                    found = cp.finish(measures)
+                verdict = evaluate(check, found, self.ctx)
             except ValueError as exc:  # e.g. an unreadable timestamp
-                out[i] = error_result(check, str(exc), table=self.table, engine=ENGINE, now=self.ctx.now, sql=sql)
+                out[i] = self._error(check, str(exc), sql=check_sql)
                 continue
-            rows = () if verdict.passed else self.samples_for(
-                sample_statement(self.table, where, check, self.samples) if self.samples > 0 else None)
-            out[i] = from_verdict(check, verdict, table=self.table, engine=ENGINE, now=self.ctx.now, sql=sql,
+            except SQLAlchemyError as exc:
+                out[i] = self._error(check, self.failure_text(exc, f"the {check.type} check's query"), sql=check_sql)
+                continue
+            rows: tuple[dict[str, Any], ...] = ()
+            if not verdict.passed and self.samples > 0:
+                column_type = (column_types or {}).get(getattr(check, "column", None))
+                rows = self.samples_for(sample_statement(self.table, where, check, self.samples, dialect=self.dialect_name,
+                                                         timezone=self.ctx.timezone, column_type=column_type))
+            out[i] = from_verdict(check, verdict, table=self.table, engine=ENGINE, now=self.ctx.now, sql=check_sql,
                                   duration_ms=elapsed, columns=cp.columns, failing_rows=rows)
 
     def uncompilable(self, where: str | None, checks: list[tuple[int, BaseCheck]], out: dict[int, CheckResult],
@@ -146,22 +227,21 @@ class _Runner:
         rest = [(i, c) for i, c in checks if c.type != "pattern"]
         if not patterns:
             for i, check in checks:
-                out[i] = error_result(check, CONFIG_ERROR + f"cannot build the query for {self.dialect.name}: {exc}",
-                                      table=self.table, engine=ENGINE, now=self.ctx.now)
+                out[i] = self._error(check, CONFIG_ERROR + f"cannot build the query for {self.dialect.name}: {exc}")
             return
         for i, check in patterns:
-            out[i] = error_result(check, CONFIG_ERROR + f"{self.dialect.name} has no regular-expression support that "
-                                  "SQLAlchemy can use: drop the pattern check or run it with `source_task` (pandas)",
-                                  table=self.table, engine=ENGINE, now=self.ctx.now)
+            out[i] = self._error(check, CONFIG_ERROR + f"{self.dialect.name} has no regular-expression support that "
+                                 "SQLAlchemy can use: drop the pattern check or run it with `source_task` (pandas)")
         if rest:
             self.scan(where, rest, out)
 
     # -- separate checks --------------------------------------------------------------------------
     def separate(self, check: BaseCheck) -> CheckResult:
         now, started, sql = self.ctx.now, time.perf_counter(), None
+        dialect = self.dialect_name
         try:
             if check.where is not None:
-                validate_where(check.where)
+                validate_where(check.where, dialect)
             rows: tuple[dict[str, Any], ...] = ()
             if isinstance(check, SchemaCheck):
                 trans = self.conn.begin()
@@ -174,20 +254,23 @@ class _Runner:
                     raise sep.CheckConfigError(
                         f"parent_conn_id {check.parent_conn_id!r} differs from the table's connection {self.conn_id!r}: "
                         "the parent must be reachable in the same database (one query)")
-                stmt = sep.referential_stmt(self.table, check.where, check)
+                stmt = sep.referential_stmt(self.table, check.where, check, dialect)
                 sql = self.sql_text(stmt)
                 verdict = sep.referential_verdict(check, self.run(stmt, lambda r: r.scalar_one()))
             elif isinstance(check, UniqueCheck):
-                stmt = sep.combo_unique_stmt(self.table, check.where, check)
+                stmt = sep.combo_unique_stmt(self.table, check.where, check, dialect)
                 sql = self.sql_text(stmt)
                 verdict = evaluate(check, {"duplicates": self.run(stmt, lambda r: r.scalar_one())}, self.ctx)
-                if not verdict.passed:
-                    rows = self.samples_for(sample_statement(self.table, check.where, check, self.samples) if self.samples > 0 else None)
+                if not verdict.passed and self.samples > 0:
+                    rows = self.samples_for(sample_statement(self.table, check.where, check, self.samples, dialect=dialect))
             elif isinstance(check, SqlCheck):
-                text = sep.load_sql(check, self.base_dir)
+                text = sep.check_sql(sep.load_sql(check, self.base_dir), check, dialect)
                 stmt = sep.sql_check_stmt(text, check)
                 sql = text
-                value = self.run(stmt, lambda r: (r.first() or (None,))[0])
+                if check.expect == "truthy":  # streamed: only the first row is ever fetched
+                    value = self.run(stmt, lambda r: (r.first() or (None,))[0], stream=True)
+                else:
+                    value = self.run(stmt, lambda r: r.scalar_one())
                 verdict = sep.sql_check_verdict(check, value)
                 if not verdict.passed and check.expect == "no_rows" and self.samples > 0:
                     rows = self.samples_for(sep.sql_check_sample(text, self.samples))
@@ -229,8 +312,9 @@ def run_checks(
 ) -> list[CheckResult]:
     """Run ``checks`` on ``table``; one result per check, in the order given.
 
-    Aggregate checks sharing a ``where`` run as one SELECT (one scan); schema, referential, sql and
-    multi-column unique checks run one statement each; ``engine: great_expectations`` and
+    Aggregate checks sharing a ``where`` run as one SELECT (one scan; on PostgreSQL the statement
+    timeout is set once per pooled connection, not per scan); schema, referential, sql and (except
+    on PostgreSQL) multi-column unique checks run one statement each; ``engine: great_expectations`` and
     ``expectation`` checks go through Great Expectations. ``now`` must be timezone-aware and is
     stamped on every result.
     """
@@ -249,7 +333,7 @@ def run_checks(
         elif chosen == "pandas":
             out[i] = error_result(check, CONFIG_ERROR + "this check runs on a DataFrame (engine pandas / source_task), "
                                   "not on a table: give it a `source_task`", table=table, engine=ENGINE, now=now)
-        elif foldable(check):
+        elif foldable(check, engine.dialect.name):
             scans.setdefault(check.where.strip() if check.where else None, []).append((i, check))
         else:
             separate.append((i, check))
@@ -258,6 +342,12 @@ def run_checks(
             prepare_connection(conn)
             runner = _Runner(conn, table, timeout_s=statement_timeout_s, samples=failing_rows_sample, ctx=ctx,
                              timestamp_column=timestamp_column, base_dir=base_dir, conn_id=conn_id)
+            try:
+                session_timeout(conn, statement_timeout_s)
+                runner.session_timeout = conn.dialect.name == "postgresql"
+            except SQLAlchemyError as exc:  # e.g. a pooler that refuses SET: fall back to SET LOCAL per statement
+                conn.rollback()
+                log.warning("could not set statement_timeout on the connection (%s): setting it per statement", describe_error(exc))
             for where, group in scans.items():
                 runner.scan(where, group, out)
             for i, check in separate:
@@ -266,7 +356,7 @@ def run_checks(
         from airflow_dataops.engine.gx_runner import run_gx_on_table
 
         gx_results = run_gx_on_table(engine, table, [c for _, c in via_gx], now=now, timestamp_column=timestamp_column,
-                                     timezone=timezone, history=history)
+                                     timezone=timezone, history=history, statement_timeout_s=statement_timeout_s)
         for (i, _), result in zip(via_gx, gx_results, strict=True):
             out[i] = result
     return [out[i] for i in range(len(checks))]

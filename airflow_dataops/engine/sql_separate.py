@@ -1,5 +1,6 @@
 """Checks that cannot be folded into the shared scan: schema (inspector), referential (anti-join),
-custom SQL, and ``unique`` over a combination of columns (needs GROUP BY).
+custom SQL, and ``unique`` over a combination of columns where the dialect cannot count distinct
+combinations in the scan (needs GROUP BY).
 
 Each returns a ``Verdict`` (shared verdict functions where a measure exists) and the SQL it ran.
 """
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from airflow_dataops.config.checks import ReferentialCheck, SchemaCheck, SqlCheck, UniqueCheck
 from airflow_dataops.config.types import is_sql_file
 from airflow_dataops.engine.evaluate import Verdict
+from airflow_dataops.engine.sql_lexer import single_statement
 from airflow_dataops.engine.sql_objects import split_table, sql_column, sql_table, where_clause
 
 
@@ -39,9 +41,25 @@ _FAMILY_OF = {name: family for family, names in _TYPE_FAMILIES.items() for name 
 
 
 def normalize_type(type_name: str) -> str:
+    """A type name's family (``int4`` -> ``integer``, ``timestamp(3) with time zone`` ->
+    ``timestamptz``); arrays keep their brackets (``int[]`` -> ``integer[]``)."""
     base = re.sub(r"\(.*?\)", "", type_name.strip().lower())
     base = re.sub(r"\s+", " ", base).strip()
-    return _FAMILY_OF.get(base, base)
+    dims = 0
+    while base.endswith("[]"):
+        base, dims = base[:-2].strip(), dims + 1
+    if base.startswith("_") and not dims:  # PostgreSQL's internal array names: _int4
+        base, dims = base[1:], 1
+    return _FAMILY_OF.get(base, base) + "[]" * dims
+
+
+def column_type_name(column_type, dialect) -> str:
+    """A reflected type as the database writes it (TIMESTAMP WITH TIME ZONE, INTEGER[]): the
+    dialect's own DDL, which keeps what ``str()`` drops (time zones, array element types)."""
+    try:
+        return column_type.compile(dialect=dialect)
+    except Exception:  # a type the dialect cannot render (NullType of an unknown type)
+        return str(column_type)
 
 
 def types_match(expected: str, observed: str) -> bool:
@@ -52,7 +70,7 @@ def types_match(expected: str, observed: str) -> bool:
 def schema_check(conn: sa.Connection, table: str, check: SchemaCheck) -> tuple[Verdict, str]:
     schema, name = split_table(table)
     inspector = sa.inspect(conn)
-    actual = {c["name"]: str(c["type"]) for c in inspector.get_columns(name, schema=schema)}
+    actual = {c["name"]: column_type_name(c["type"], conn.dialect) for c in inspector.get_columns(name, schema=schema)}
     lower = {k.lower(): k for k in actual}
     missing, mismatched = [], {}
     for col in check.columns:
@@ -77,7 +95,7 @@ def schema_check(conn: sa.Connection, table: str, check: SchemaCheck) -> tuple[V
     return Verdict(not problems, observed, expected, message), f"inspector.get_columns({table!r})"
 
 
-def referential_stmt(table: str, where: str | None, check: ReferentialCheck) -> sa.Select:
+def referential_stmt(table: str, where: str | None, check: ReferentialCheck, dialect: str | None = None) -> sa.Select:
     """Child rows whose non-null key has no parent, as NOT EXISTS (an anti-join).
 
     NOT EXISTS rather than LEFT JOIN so an unqualified ``where`` filter can only mean the child's
@@ -87,7 +105,7 @@ def referential_stmt(table: str, where: str | None, check: ReferentialCheck) -> 
     child_col, parent_col = sql_column(child, check.column), parent.c[check.parent_column]
     orphan = ~sa.exists(sa.select(_one()).select_from(parent).where(parent_col == child_col))
     stmt = sa.select(sa.func.count()).select_from(child).where(child_col.is_not(None), orphan)
-    clause = where_clause(where)
+    clause = where_clause(where, dialect)
     return stmt.where(clause) if clause is not None else stmt
 
 
@@ -100,12 +118,12 @@ def referential_verdict(check: ReferentialCheck, orphans: int) -> Verdict:
                    f"{orphans} non-null values of {check.column} have no match in {check.parent_table}.{check.parent_column}")
 
 
-def combo_unique_stmt(table: str, where: str | None, check: UniqueCheck) -> sa.Select:
+def combo_unique_stmt(table: str, where: str | None, check: UniqueCheck, dialect: str | None = None) -> sa.Select:
     """Extra rows per repeated combination (rows with a NULL in the combination are ignored)."""
     tbl = sql_table(table)
     cols = [sql_column(tbl, c) for c in check.columns]
     groups = sa.select(sa.func.count().label("n")).select_from(tbl).where(*(c.is_not(None) for c in cols))
-    clause = where_clause(where)
+    clause = where_clause(where, dialect)
     if clause is not None:
         groups = groups.where(clause)
     groups = groups.group_by(*cols).having(sa.func.count() > 1).subquery("dup_groups")
@@ -125,10 +143,15 @@ def load_sql(check: SqlCheck, base_dir: Path | None) -> str:
             text = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise CheckConfigError(f"sql check {check.check_name!r}: cannot read {path}: {exc.strerror}") from None
-    text = text.rstrip().rstrip(";").rstrip()
     if not text:
         raise CheckConfigError(f"sql check {check.check_name!r} has empty SQL")
     return text
+
+
+def check_sql(text: str, check: SqlCheck, dialect: str | None) -> str:
+    """The check's SQL as ONE statement for ``dialect``, trailing semicolons and comments cut off
+    (so it can be wrapped in a subquery); :class:`CheckConfigError` when it is more than one."""
+    return single_statement(text, dialect, what=f"sql check {check.check_name!r}", error=CheckConfigError)
 
 
 def user_sql(text: str) -> sa.TextClause:
@@ -137,9 +160,16 @@ def user_sql(text: str) -> sa.TextClause:
     return sa.text(text.replace(":", "\\:"))
 
 
+def _wrapped(text: str, alias: str) -> sa.Subquery:
+    # A newline before the closing parenthesis: a trailing `--` comment cannot swallow it.
+    return user_sql(text + "\n").columns().subquery(alias)
+
+
 def sql_check_stmt(text: str, check: SqlCheck) -> sa.Select | sa.TextClause:
+    """``no_rows``: the rows counted in the database; ``truthy``: the query itself, read as a
+    stream of which only the first row is fetched (nothing buffered)."""
     if check.expect == "no_rows":
-        return sa.select(sa.func.count()).select_from(user_sql(text).columns().subquery("check_rows"))
+        return sa.select(sa.func.count()).select_from(_wrapped(text, "check_rows"))
     return user_sql(text)
 
 
@@ -152,4 +182,4 @@ def sql_check_verdict(check: SqlCheck, value: object) -> Verdict:
 
 
 def sql_check_sample(text: str, limit: int) -> sa.Select:
-    return sa.select(sa.literal_column("*")).select_from(user_sql(text).columns().subquery("check_rows")).limit(limit)
+    return sa.select(sa.literal_column("*")).select_from(_wrapped(text, "check_rows")).limit(limit)

@@ -1,6 +1,10 @@
-"""Statement timeouts per dialect, and telling a timeout apart from other query errors.
+"""Statement timeouts per dialect, and telling a timeout (or an error no retry can fix) apart
+from other query errors.
 
-- PostgreSQL: ``SET LOCAL statement_timeout`` inside the check's transaction (gone at its end).
+- PostgreSQL: ``SET statement_timeout`` once per pooled connection (``session_timeout``): the
+  connection remembers the value it has, so a check run costs no extra statement once its
+  connection has it. ``statement_timeout()`` (``SET LOCAL``, gone at the transaction's end) stays
+  for callers with their own timeout per query (the freshness trigger).
 - SQLite: a progress handler that interrupts the query once the deadline has passed.
 - MySQL: the ``MAX_EXECUTION_TIME`` optimizer hint on each SELECT.
 - Others: no timeout is applied (logged once per run); the database's own limits hold.
@@ -38,15 +42,33 @@ def with_hint(stmt: sa.Select, dialect_name: str, timeout_s: int) -> sa.Select:
     return stmt
 
 
+_SESSION_KEY = "dataops_statement_timeout_ms"
+
+
+def session_timeout(conn: sa.Connection, timeout_s: int) -> None:
+    """PostgreSQL: give this pooled connection the session ``statement_timeout`` (0 = none) unless
+    it already has it. Call outside a transaction; the SET is committed, so rollbacks keep it."""
+    if conn.dialect.name != "postgresql":
+        return
+    wanted = max(int(timeout_s), 0) * 1000
+    info = conn.connection.info  # lives as long as the DBAPI connection
+    if info.get(_SESSION_KEY) == wanted:
+        return
+    conn.exec_driver_sql(f"SET statement_timeout = {wanted}")
+    conn.commit()
+    info[_SESSION_KEY] = wanted
+
+
 @contextlib.contextmanager
-def statement_timeout(conn: sa.Connection, timeout_s: int) -> Iterator[None]:
+def statement_timeout(conn: sa.Connection, timeout_s: int, *, session_set: bool = False) -> Iterator[None]:
     """Applies ``timeout_s`` to the statements run inside (call within a transaction)."""
     name = conn.dialect.name
     if timeout_s <= 0:
         yield
         return
     if name == "postgresql":
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s) * 1000}")
+        if not session_set:
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s) * 1000}")
         yield
     elif name == "sqlite":
         raw = conn.connection.dbapi_connection
@@ -71,6 +93,26 @@ def is_timeout(exc: BaseException) -> bool:
         return True
     args = getattr(orig, "args", ())
     return bool(args) and args[0] in (3024, 1969)  # MySQL/MariaDB max execution time exceeded
+
+
+_SQLITE_DETERMINISTIC = ("syntax error", "incomplete input", "unrecognized token", "no such function",
+                         "wrong number of arguments", "misuse of aggregate", "user-defined function raised exception")
+_PG_RETRYABLE = {"42P01", "42703", "42501", "42P02"}  # missing table / column, no privilege, missing parameter
+
+
+def is_deterministic(exc: BaseException) -> bool:
+    """An error that the same query will hit again (bad SQL, a bad literal or regex): retrying
+    cannot fix it. A missing table or column, a lost connection or a timeout may pass."""
+    if is_timeout(exc):
+        return False
+    orig = getattr(exc, "orig", exc)
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    if code:
+        return code[:2] in {"22", "42"} and code not in _PG_RETRYABLE
+    if "sqlite" in type(orig).__module__:
+        return any(marker in str(orig).lower() for marker in _SQLITE_DETERMINISTIC)
+    args = getattr(orig, "args", ())
+    return bool(args) and args[0] in (1064, 1305)  # MySQL syntax error, no such function
 
 
 def describe_error(exc: BaseException) -> str:

@@ -104,3 +104,49 @@ def test_frame_samples_are_bounded_and_json_safe():
     (result,) = run_checks_on_frame(_frame(), checks, now=NOW, timestamp_column=None, failing_rows_sample=2)
     assert len(result.failing_rows) == 2
     assert result.to_record()["failing_rows"].startswith("[{")
+
+
+FILTERED = [
+    {"type": "row_count", "min": 3, "where": "status <> 'new'", "name": "not_new_rows"},
+    {"type": "null_check", "columns": ["customer_id"], "where": "status = 'paid'", "name": "paid_customers"},
+    {"type": "accepted_values", "column": "status", "values": ["paid"], "where": "amount = 20", "name": "twenties_paid"},
+    {"type": "null_check", "columns": ["email"], "name": "emails_unfiltered"},
+]
+
+
+def test_great_expectations_applies_where_like_sql(db):
+    checks = parse_checks(FILTERED)
+    on_sql = run_checks(db, "orders", checks, now=NOW, timestamp_column=None)
+    on_gx = run_checks(db, "orders", parse_checks([{**c, "engine": "great_expectations"} for c in FILTERED]),
+                       now=NOW, timestamp_column=None)
+    assert [(r.name, r.status, r.observed) for r in on_gx] == [(r.name, r.status, r.observed) for r in on_sql]
+    assert [r.observed for r in on_sql] == [3, {"customer_id": 1}, 0, {"email": 1}]
+    assert all(r.engine == "great_expectations" for r in on_gx)
+
+
+ENDLESS = "id < (WITH RECURSIVE n(y) AS (SELECT 1 UNION ALL SELECT y + 1 FROM n) SELECT count(*) FROM n)"
+
+
+def test_great_expectations_queries_carry_the_statement_timeout(db):
+    import time
+
+    check = parse_checks([{"type": "row_count", "min": 1, "where": ENDLESS, "engine": "great_expectations"}])
+    started = time.monotonic()
+    (result,) = run_checks(db, "orders", check, now=NOW, timestamp_column=None, statement_timeout_s=1)
+    assert time.monotonic() - started < 30
+    assert result.status == "error" and "timed out after 1s ([dataops] statement_timeout)" in result.error, result.error
+
+
+def test_expectation_results_name_their_columns_and_what_was_observed(sqlite_engine):
+    checks = parse_checks([
+        {"type": "expectation", "expectation": "expect_column_values_to_be_in_set", "name": "in_set",
+         "kwargs": {"column": "status", "value_set": ["new", "paid"]}},
+        {"type": "expectation", "expectation": "expect_column_pair_values_a_to_be_greater_than_b", "name": "pair",
+         "kwargs": {"column_A": "amount", "column_B": "id"}},
+        {"type": "expectation", "expectation": "expect_table_row_count_to_equal", "name": "rows", "kwargs": {"value": 5}},
+    ])
+    in_set, pair, rows = run_checks(sqlite_engine, "orders", checks, now=NOW, timestamp_column=None)
+    assert (in_set.columns, in_set.observed, in_set.status) == (("status",), 1, "failed")
+    assert (pair.columns, pair.status) == (("amount", "id"), "passed") and pair.observed == 0
+    assert (rows.columns, rows.observed, rows.status) == ((), 5, "passed")
+    assert all("partial_unexpected" not in str(r.to_xcom()) for r in (in_set, pair, rows))

@@ -38,6 +38,29 @@ def test_eight_aggregate_checks_are_one_statement(db):
     assert counter.data_statements()[0].lower().count("count(*)") == 1
 
 
+def test_postgresql_sets_the_timeout_once_per_connection_not_per_scan(postgresql_engine):
+    checks = parse_checks(EIGHT + [{"type": "unique", "columns": ["status", "amount"]}])
+    with StatementCounter(postgresql_engine) as first:
+        run_checks(postgresql_engine, "orders", checks, now=NOW, timestamp_column="updated_at")
+    with StatementCounter(postgresql_engine) as second:
+        results = run_checks(postgresql_engine, "orders", checks, now=NOW, timestamp_column="updated_at")
+    assert first.statements[0] == "SET statement_timeout = 300000" and len(first.statements) == 2
+    assert len(second.statements) == 1, second.statements  # the pooled connection kept its timeout
+    assert "count(DISTINCT (orders.status, orders.amount))" in second.statements[0]  # the combination folded in
+    assert (results[-1].status, results[-1].observed) == ("failed", 1)
+    # The SET was committed: the check's rolled-back transactions did not undo it.
+    with postgresql_engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "5min"
+
+
+def test_sqlite_runs_a_combination_unique_separately(sqlite_engine):
+    checks = parse_checks(EIGHT + [{"type": "unique", "columns": ["status", "amount"]}])
+    with StatementCounter(sqlite_engine) as counter:
+        results = run_checks(sqlite_engine, "orders", checks, now=NOW, timestamp_column="updated_at")
+    assert len(counter.statements) == 2 and "GROUP BY" in counter.statements[1]
+    assert (results[-1].status, results[-1].observed) == ("failed", 1)
+
+
 def test_each_distinct_filter_is_one_more_scan(db):
     checks = parse_checks(EIGHT + [
         {"type": "row_count", "min": 1, "where": "status = 'paid'", "name": "paid_rows"},
@@ -56,8 +79,17 @@ def test_failing_row_samples_cost_one_statement_per_failed_check(db):
     assert len(counter.data_statements()) == 2  # the scan + the unique check's sample
 
 
-def _render(dialect) -> str:
-    stmt = build_scan("analytics.orders", "status <> 'void'", parse_checks(EIGHT), timestamp_column="updated_at").statement()
+EXTRA = {
+    "sqlite": [{"type": "range", "column": "updated_at", "min": "2024-05-01", "max": "2024-06-01T12:00:00+00:00"}],
+    "postgresql": [{"type": "range", "column": "updated_at", "min": "2024-05-01", "max": "2024-06-01T12:00:00+00:00"},
+                   {"type": "unique", "columns": ["status", "amount"]}],
+}
+
+
+def _render(name, dialect) -> str:
+    checks = parse_checks(EIGHT + EXTRA[name])
+    stmt = build_scan("analytics.orders", "status <> 'void'", checks, timestamp_column="updated_at",
+                      dialect=name, timezone="Europe/Berlin").statement()
     compiled = stmt.compile(dialect=dialect)
     params = {k: (v if not isinstance(v, list) else list(v)) for k, v in compiled.params.items()}
     return f"{compiled}\n-- params: {params}\n"
@@ -66,7 +98,7 @@ def _render(dialect) -> str:
 @pytest.mark.parametrize("name,dialect", [("sqlite", sqlite.dialect()), ("postgresql", postgresql.dialect())])
 def test_golden_sql(name, dialect):
     path = GOLDEN / f"scan_{name}.sql"
-    text = _render(dialect)
+    text = _render(name, dialect)
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(text)
     assert text == path.read_text(), f"generated SQL changed: review it, then UPDATE_GOLDEN=1 to accept ({path})"

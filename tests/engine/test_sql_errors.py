@@ -94,6 +94,20 @@ def test_postgres_statement_timeout(postgresql_engine):
     assert after.status == "passed"
 
 
+@pytest.mark.integration
+def test_postgres_timeout_follows_the_setting_on_a_pooled_connection(postgresql_engine):
+    """The timeout is set once per connection; a changed setting is set again on the same connection."""
+    slow = parse_checks([{"type": "sql", "sql": "SELECT 1 FROM pg_sleep(2)", "expect": "truthy"}])
+    engine = postgresql_engine
+    (first,) = run_checks(engine, "orders", parse_checks([{"type": "row_count", "min": 1}]), now=NOW, timestamp_column=None)
+    (timed_out,) = run_checks(engine, "orders", slow, now=NOW, timestamp_column=None, statement_timeout_s=1)
+    (unlimited,) = run_checks(engine, "orders", slow, now=NOW, timestamp_column=None, statement_timeout_s=0)
+    assert first.status == "passed"
+    assert timed_out.status == "error" and "timed out after 1s" in timed_out.error
+    assert unlimited.status == "passed"
+    assert engine.pool.checkedin() == 1, "all three runs used the one pooled connection"
+
+
 def test_checks_routed_to_pandas_are_refused_on_a_table(db):
     check = parse_checks([{"type": "row_count", "min": 1, "source_task": "extract"}])
     (result,) = run_checks(db, "orders", check, now=NOW, timestamp_column=None)
