@@ -12,12 +12,18 @@ Usable in any Python DAG (the YAML factory builds the same operator)::
 Outcome: every result is written to the results store first. ``warn`` results never fail the task;
 any ``fail`` result raises ``AirflowFailException`` (no retry: the data will not change by
 retrying); a check that could not run (missing table or column, query error, timeout) raises a
-retryable ``CheckExecutionError``. The XCom return value is the list of results (names, observed
-and expected values; never row samples).
+retryable ``CheckExecutionError``. When both happen in one run the data failure wins (no retry) and
+the message says which checks could not run. The XCom return value is the list of results (names,
+observed and expected values; never row samples).
+
+Only a check's ``where`` and ``sql`` are templated (and ``table``): other strings in ``checks``
+(``kwargs`` of an expectation, names, values) are never rendered.
 
 Runs without a data interval (manual or asset-triggered runs) or with a zero-width one: a check's
-``where`` that refers to ``data_interval_*`` (or ``logical_date``/``ds``/``ts`` when the run has no
-logical date) is dropped, the check runs over the whole table, and the result message says so.
+``where`` that uses ``data_interval_*`` (or ``logical_date``/``ds``/``ts`` when the run has no
+logical date, or a ``prev_*_success`` value on a first run) is dropped, the check runs over the
+whole table, and the result message says so. A ``sql`` check cannot be cut down like that: when its
+SQL uses such a value it does not run and its result says how to guard the template.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_LISTED = 10
+MAX_VALUE_CHARS = 200  # per observed / expected value in the failure message
+MAX_TEXT_CHARS = 400  # per error or verdict message in the failure message
+TEMPLATED_CHECK_KEYS = ("where", "sql")
 
 
 class CheckExecutionError(RuntimeError):
@@ -101,7 +110,8 @@ class DataQualityOperator(BaseOperator):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"{self.task_id}: check names must be unique, {duplicates} repeat: give the checks distinct `name`s")
-        self._raw_wheres = [c.get("where") for c in self.checks]
+        self._run_notes: dict[int, str] = {}  # check index -> why its `where` was dropped (set when rendering)
+        self._run_errors: dict[int, str] = {}  # check index -> why it cannot run (set when rendering)
         self.timestamp_column = timestamp_column
         self.timezone = timezone
         self.pipeline = pipeline
@@ -111,35 +121,88 @@ class DataQualityOperator(BaseOperator):
         self.notifications = notifications
         self.base_dir = base_dir
 
-    # ------------------------------------------------------------------ helpers
-    def _interval_notes(self, context: Context, checks: list[BaseCheck]) -> tuple[list[BaseCheck], dict[int, str]]:
-        from airflow_dataops.engine.run_window import filter_cannot_apply
+    # ------------------------------------------------------------------ rendering
+    def _do_render_template_fields(self, parent: Any, template_fields: Any, context: Context, jinja_env: Any,
+                                   seen_oids: set[int]) -> None:
+        """Airflow renders every string of a templated field; in ``checks`` only ``where`` and
+        ``sql`` are templates (a password-shaped ``{{ conn.x.password }}`` in an expectation's
+        ``kwargs`` stays text). Mapped tasks come through here too."""
+        if parent is not self or "checks" not in template_fields:
+            super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+            return
+        rest = [f for f in template_fields if f != "checks"]
+        if rest:
+            super()._do_render_template_fields(parent, rest, context, jinja_env, seen_oids)
+        self.checks = self._render_checks(context, jinja_env)
 
-        notes: dict[int, str] = {}
+    def _render_guarded(self, text: str, context: Context, jinja_env: Any) -> tuple[str | None, str | None]:
+        """(rendered text, None), or (None, why) when the template uses a run value this run lacks."""
+        from airflow_dataops.engine.run_window import MissingRunValueError, guarded_context
+
+        try:
+            rendered = self.render_template(text, guarded_context(context), jinja_env)
+            return (rendered if isinstance(rendered, str) else str(rendered)), None  # str(): native rendering
+        except MissingRunValueError as exc:
+            return None, f"this run {exc.why} (the template uses {exc.name})"
+
+    def _render_checks(self, context: Context, jinja_env: Any) -> list[dict[str, Any]]:
+        from airflow_dataops.config.types import is_sql_file
+        from airflow_dataops.engine.run_window import dag_run_value_missing
+
+        self._run_notes, self._run_errors = {}, {}
         out = []
-        for i, check in enumerate(checks):
-            raw = self._raw_wheres[i] if i < len(self._raw_wheres) else None
-            why = filter_cannot_apply(raw, context)
-            if why:
-                notes[i] = f"`where` dropped: this run {why} (manual or asset-triggered), so the check ran over all rows"
-                log.warning("check %s: %s (filter was %r)", check.check_name, notes[i], raw)
-                check = check.model_copy(update={"where": None})
+        for i, check in enumerate(self.checks):
+            check = dict(check)
+            where = check.get("where")
+            if isinstance(where, str):
+                rendered, why = self._render_guarded(where, context, jinja_env)
+                if why is None and dag_run_value_missing(where, context):  # {{ dag_run.data_interval_start }}
+                    why = f"this run {dag_run_value_missing(where, context)}"
+                if why:
+                    self._run_notes[i] = f"`where` dropped: {why}, so the check ran over all rows"
+                    log.warning("check %s: %s (filter was %r)", check.get("name") or check.get("type"), self._run_notes[i], where)
+                    check["where"] = None
+                else:
+                    check["where"] = rendered
+            sql = check.get("sql")
+            if check.get("type") == "sql" and isinstance(sql, str) and not is_sql_file(sql):
+                rendered, why = self._render_guarded(sql, context, jinja_env)
+                if why:
+                    self._run_errors[i] = _cannot_template(why)
+                else:
+                    check["sql"] = rendered
             out.append(check)
-        return out, notes
+        return out
+
+    # ------------------------------------------------------------------ helpers
+    def _base_dir(self) -> Path | None:
+        if self.base_dir:
+            return Path(self.base_dir)
+        if self.has_dag() and self.dag.fileloc:
+            return Path(self.dag.fileloc).parent
+        return None
 
     def _resolve_sql_files(self, context: Context, checks: list[BaseCheck]) -> list[BaseCheck]:
+        """Reads each ``.sql`` file (relative to ``base_dir`` or the DAG file) and renders it; a file
+        that cannot be read becomes that check's error, with the real reason."""
         from airflow_dataops.config.types import is_sql_file
+        from airflow_dataops.engine.outcome import CONFIG_ERROR
         from airflow_dataops.engine.sql_separate import CheckConfigError, load_sql
 
-        base = Path(self.base_dir) if self.base_dir else (Path(self.dag.fileloc).parent if self.has_dag() and self.dag.fileloc else None)
+        base = self._base_dir()
         out = []
-        for check in checks:
+        for i, check in enumerate(checks):
             sql = getattr(check, "sql", None)
-            if check.type == "sql" and is_sql_file(sql):
+            if check.type == "sql" and is_sql_file(sql) and i not in self._run_errors:
                 try:
-                    check = check.model_copy(update={"sql": self.render_template(load_sql(check, base), context)})
-                except CheckConfigError:
-                    pass  # the engine reports it as an error result naming the check
+                    rendered, why = self._render_guarded(load_sql(check, base), context, self.get_template_env())
+                except CheckConfigError as exc:
+                    self._run_errors[i] = CONFIG_ERROR + str(exc)
+                else:
+                    if why:
+                        self._run_errors[i] = _cannot_template(why)
+                    else:
+                        check = check.model_copy(update={"sql": rendered})
             out.append(check)
         return out
 
@@ -163,10 +226,13 @@ class DataQualityOperator(BaseOperator):
         timeout_s = settings.get_int("statement_timeout")
         samples = max(settings.get_int("failing_rows_sample"), 0)
         groups: dict[tuple[str, str, str | None], list[int]] = {}
+        out: dict[int, CheckResult] = {}
         for i, check in enumerate(checks):
+            if i in self._run_errors:
+                out[i] = error_result(check, self._run_errors[i], table=check.table or self.table, engine="sql", now=now)
+                continue
             source = check.source_task or self.source_task
             groups.setdefault((check.conn_id or self.conn_id, check.table or self.table, source), []).append(i)
-        out: dict[int, CheckResult] = {}
         for (conn_id, table, source), indexes in groups.items():
             group = [checks[i] for i in indexes]
             try:
@@ -203,7 +269,7 @@ class DataQualityOperator(BaseOperator):
                      try_number=getattr(ti, "try_number", 1) or 1)
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_dataops.config.types import check_identifier
+        from airflow_dataops.engine.sql_objects import check_identifier
 
         try:
             check_identifier(self.table, dotted=True)
@@ -211,7 +277,9 @@ class DataQualityOperator(BaseOperator):
         except ValueError as exc:  # a rendered value that is not valid: retrying will not fix it
             raise AirflowFailException(f"{self.task_id}: invalid check configuration after rendering: {exc}") from None
         checks = self._resolve_sql_files(context, checks)
-        checks, notes = self._interval_notes(context, checks)
+        notes = self._run_notes
+        # volume_anomaly compares counts of the same rows only: filtered with filtered, whole table with whole table
+        where_applied = {c.check_name: c.where is not None for c in checks}
 
         store, store_error = None, None
         try:
@@ -221,7 +289,10 @@ class DataQualityOperator(BaseOperator):
             log.error("%s", store_error)
 
         def history(check_name: str, lookback: int) -> list[float]:
-            return store.observed_history(pipeline, check_name, lookback, exclude_run_id=run.run_id) if store else []
+            if store is None:
+                return []
+            return store.observed_history(pipeline, check_name, lookback, environment=environment,
+                                          where_applied=where_applied.get(check_name), exclude_run_id=run.run_id)
 
         results = self._run(context, checks, now, history)
         results = [_with_note(r, notes[i]) if i in notes else r for i, r in enumerate(results)]
@@ -235,7 +306,7 @@ class DataQualityOperator(BaseOperator):
             except Exception as exc:
                 store_error = f"could not write results to the store ({store.description}): {type(exc).__name__}: {exc}"
                 log.error("%s", store_error)
-        where = (f"results store ({store.description}), dag {dag_id}, run {run.run_id}, task {run.task_id}"
+        where = (f"results store ({_store_label(store)}), dag {dag_id}, run {run.run_id}, task {run.task_id}"
                  if store is not None else "this task's log and XCom (the results store was unavailable)")
         if self.alerts:
             self._alert(run, pipeline, environment, results)
@@ -289,14 +360,16 @@ class DataQualityOperator(BaseOperator):
             if len(bad) > MAX_LISTED:
                 lines.append(f"  ... and {len(bad) - MAX_LISTED} more")
             if retryable:
-                lines.append(f"  ({len(retryable)} other checks could not run: {', '.join(r.name for r in retryable[:MAX_LISTED])})")
+                names = ", ".join(r.name for r in retryable[:MAX_LISTED]) + (" ..." if len(retryable) > MAX_LISTED else "")
+                lines.append(f"  {len(retryable)} other checks could not run ({names}): the task is not retried because of "
+                             "the failed checks, so clear it once the cause is fixed to run them again")
             lines.append(f"Full results: {where}; also this task's XCom return value.")
             if store_error:
                 lines.append(store_error)
             raise AirflowFailException("\n".join(lines))
         if retryable:
             lines = [f"{len(retryable)} of {len(results)} checks could not run (not a data failure; retrying may help):"]
-            lines += [f"  - {r.name} on {r.table}: {r.error}" for r in retryable[:MAX_LISTED]]
+            lines += [f"  - {r.name} on {r.table}: {_capped(r.error, MAX_TEXT_CHARS)}" for r in retryable[:MAX_LISTED]]
             if len(retryable) > MAX_LISTED:
                 lines.append(f"  ... and {len(retryable) - MAX_LISTED} more")
             lines.append(f"Full results: {where}.")
@@ -305,13 +378,33 @@ class DataQualityOperator(BaseOperator):
             raise CheckExecutionError(f"checks ran ({len(results)}, none failed) but {store_error}")
 
 
+def _capped(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """``value`` as text of at most ``limit`` characters, saying how much was left out."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def _describe(result: CheckResult) -> str:
     from airflow_dataops.engine.result import _jsonable
 
     if result.status == "error":
-        return f"{result.name} on {result.table}: {result.error}"
-    return (f"{result.name} ({result.check_type}) on {result.table}: observed {_jsonable(result.observed)}, "
-            f"expected {_jsonable(result.expected)}: {result.message}")
+        return f"{result.name} on {result.table}: {_capped(result.error, MAX_TEXT_CHARS)}"
+    return (f"{result.name} ({result.check_type}) on {result.table}: observed {_capped(_jsonable(result.observed))}, "
+            f"expected {_capped(_jsonable(result.expected))}: {_capped(result.message, MAX_TEXT_CHARS)}")
+
+
+def _store_label(store: Any) -> str:
+    """``connection 'dataops_results' (postgresql)`` or ``embedded SQLite file /path`` (no advice)."""
+    return str(store.description).split(", because ")[0]
+
+
+def _cannot_template(why: str) -> str:
+    from airflow_dataops.engine.outcome import CONFIG_ERROR
+
+    return (CONFIG_ERROR + f"the check's SQL cannot run: {why}. Guard that part of the template with "
+            "{% if data_interval_start %}...{% endif %} (or the value it uses), or run it on a run that has the value")
 
 
 def _with_note(result: CheckResult, note: str) -> CheckResult:

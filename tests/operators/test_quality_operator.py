@@ -202,3 +202,114 @@ def test_a_rendered_where_that_adds_a_statement_fails_without_retry(load_dag, da
     url = os.environ[f"AIRFLOW_CONN_{warehouse.upper()}"]
     with sa.create_engine(url).connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM orders").scalar_one() == 5
+
+
+def test_only_where_and_sql_are_templated(load_dag, dag_id, warehouse):
+    """Airflow would render every string of `checks`; a `{{ conn.<id>.password }}` in an expectation's
+    kwargs must stay text, while `where` and `sql` render."""
+    secret_template = "{{ conn.%s.password }}" % warehouse
+    checks = [
+        {"type": "expectation", "expectation": "expect_column_values_to_be_in_set", "name": "gx_set",
+         "kwargs": {"column": "status", "value_set": ["new", "paid", "shipped", secret_template]}},
+        {"type": "row_count", "min": 2, "max": 2, "name": "paid", "where": "status = '{{ params.status }}'"},
+        {"type": "sql", "sql": "SELECT count(*) = {{ params.rows }} FROM orders", "expect": "truthy", "name": "rendered_sql"},
+    ]
+    extra = "params={'status': 'paid', 'rows': 5},"
+    dr = quality_dag(load_dag, dag_id, warehouse, checks, extra=extra).test()
+    assert states(dr)["quality"] == "success"
+    gx_set, paid, rendered_sql = ti_of(dr).xcom_pull(task_ids="quality")
+    assert gx_set["expected"]["value_set"][-1] == secret_template
+    assert (paid["status"], paid["observed"]) == ("passed", 2)
+    assert rendered_sql["status"] == "passed"
+
+
+def test_guarded_templates_and_previous_run_values_on_a_manual_run(load_dag, dag_id, warehouse):
+    checks = [
+        {"type": "row_count", "min": 5, "name": "since_last_success",
+         "where": "updated_at >= '{{ prev_data_interval_start_success }}'"},
+        {"type": "sql", "name": "guarded", "expect": "truthy",
+         "sql": "SELECT count(*) > 0 FROM orders {% if data_interval_start %}WHERE updated_at >= '{{ data_interval_start }}'{% endif %}"},
+        {"type": "sql", "name": "unguarded", "expect": "truthy",
+         "sql": "SELECT count(*) > 0 FROM orders WHERE updated_at >= '{{ data_interval_start }}'"},
+    ]
+    dr = quality_dag(load_dag, dag_id, warehouse, checks, retries=2).test()
+    since, guarded, unguarded = _stored(dr)
+    assert since["observed"] == 5 and "`where` dropped: this run has no prev_data_interval_start_success" in since["message"]
+    assert guarded["status"] == "passed"
+    assert unguarded["status"] == "error" and "this run has no data interval (the template uses data_interval_start)" in unguarded["error"]
+    assert "{% if data_interval_start %}" in unguarded["error"]
+    assert states(dr)["quality"] == "failed" and ti_of(dr).try_number == 1  # a manual run never gets an interval: no retry
+
+
+def _stored(dr):
+    from airflow_dataops.store.results import ResultsStore
+
+    rows = {r["check_name"]: r for r in ResultsStore.default().results_for_run(dr.dag_id, dr.run_id)}
+    return [{"status": r["status"], "observed": r["observed"], "message": r["message"], "error": r["error"]}
+            for r in (rows["since_last_success"], rows["guarded"], rows["unguarded"])]
+
+
+def test_a_missing_sql_file_next_to_the_dag_says_which_file(load_dag, dag_id, warehouse, stored, capfd):
+    dr = quality_dag(load_dag, dag_id, warehouse, [{"type": "sql", "sql": "checks/orphans.sql", "name": "orphans"}]).test()
+    assert states(dr)["quality"] == "failed"
+    error = stored(dag_id, dr.run_id)["orphans"]["error"]
+    assert error.startswith("configuration: sql check 'orphans': cannot read ") and error.endswith("checks/orphans.sql: No such file or directory")
+    assert "no base directory" not in "".join(capfd.readouterr())
+
+
+def test_a_sql_file_next_to_the_dag_is_rendered(load_dag, dag_id, warehouse, tmp_path):
+    folder = tmp_path / "dags" / "checks"
+    folder.mkdir(parents=True)
+    (folder / "big.sql").write_text("-- big orders\nSELECT * FROM orders WHERE amount > {{ params.limit }};\n-- end\n")
+    dr = quality_dag(load_dag, dag_id, warehouse, [{"type": "sql", "sql": "checks/big.sql", "name": "big"}],
+                     extra="params={'limit': 1000},").test()
+    (result,) = ti_of(dr).xcom_pull(task_ids="quality")
+    assert (result["status"], result["observed"]) == ("passed", 0)
+
+
+def test_the_failure_message_is_capped(load_dag, dag_id, warehouse, capfd):
+    values = [f"status_{i:05d}" for i in range(3000)]
+    checks = [{"type": "accepted_values", "column": "status", "values": values, "name": f"huge_{n}"} for n in range(12)]
+    dr = quality_dag(load_dag, dag_id, warehouse, checks).test()
+    assert states(dr)["quality"] == "failed"
+    text = "".join(capfd.readouterr())
+    message = text[text.index("12 of 12 data-quality checks failed"):]
+    message = message[:message.index("also this task's XCom return value.") + 40]
+    assert len(message) < 5000, len(message)
+    assert "huge_0 (accepted_values) on orders: observed 5, expected {'invalid_rows': 0, 'values': ['status_00000'" in message
+    assert "more characters)" in message and "... and 2 more" in message
+    assert "Full results: results store (embedded SQLite file " in message and "This is for a single machine" not in message
+
+
+def test_failed_and_retryable_in_one_run_says_why_there_is_no_retry(load_dag, dag_id, warehouse, capfd):
+    checks = [{"type": "row_count", "min": 100}, {"type": "null_check", "columns": ["ghost"]}]
+    dr = quality_dag(load_dag, dag_id, warehouse, checks, retries=2).test()
+    assert states(dr)["quality"] == "failed" and ti_of(dr).try_number == 1
+    text = "".join(capfd.readouterr())
+    assert "1 other checks could not run (null_check_ghost): the task is not retried because of the failed checks" in text
+
+
+def test_volume_history_is_per_environment_and_per_filter_state(load_dag, dag_id, warehouse):
+    """The baseline of a check comes from its own environment and from runs that counted the same rows."""
+    import datetime as dt
+
+    from airflow_dataops.engine.result import CheckResult
+    from airflow_dataops.store.results import ResultsStore, RunRef
+
+    store = ResultsStore.default()
+    base = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10)
+    for day in range(3):
+        for environment, rows in (("production", 5), ("staging", 500)):
+            store.record_results(RunRef(dag_id, dag_id, f"scheduled__{day}", "quality", environment), [CheckResult(
+                name="volume", check_type="volume_anomaly", action="fail", passed=True, observed=rows,
+                expected={"max_change_pct": 10, "where_applied": False}, checked_at=base + dt.timedelta(days=day))])
+        # filtered counts of the same check (a run with a data interval): a different baseline
+        store.record_results(RunRef(dag_id, dag_id, f"interval__{day}", "quality", "production"), [CheckResult(
+            name="volume", check_type="volume_anomaly", action="fail", passed=True, observed=1,
+            expected={"max_change_pct": 10, "where_applied": True}, checked_at=base + dt.timedelta(days=day, hours=1))])
+    checks = [{"type": "volume_anomaly", "max_change_pct": "10%", "name": "volume",
+               "where": "updated_at >= '{{ data_interval_start }}'"}]
+    dr = quality_dag(load_dag, dag_id, warehouse, checks, extra="environment='production',").test()
+    (result,) = ti_of(dr).xcom_pull(task_ids="quality")
+    assert result["status"] == "passed", result  # 5 rows against production's whole-table mean of 5
+    assert result["expected"]["mean"] == 5.0 and result["expected"]["where_applied"] is False
