@@ -52,6 +52,10 @@ def _dag_run(context: Any) -> dict[str, Any]:
     return {**dag_run, "run_id": run_id}
 
 
+#: Resolution of an SLA miss recorded for a pipeline that alerts nobody.
+NOT_ALERTED = "no_alerting_configured"
+
+
 class SlaMissNotifier(BaseNotifier):
     """Deadline Alert callback (``AsyncCallback``, runs in the triggerer).
 
@@ -111,7 +115,12 @@ class SlaMissNotifier(BaseNotifier):
         alert = make_alert(self.ctx, run_id, "sla_miss", "sla", summary, details, title="SLA missed")
         channels = channel_mod.route(self.alerts, "sla_miss")
         if self.tier == 0:
-            return await async_deliver(alert, channels, notifications=self.notifications)
+            # No alerting at all (no channels, no escalation): nothing will ever resolve the miss
+            # (there is no alert watch) and nobody is to hear of it, so it is recorded already closed:
+            # it counts in the on-time rate without piling up as an "open alert".
+            alerting = bool(self.alerts.get("channels")) or bool(self.alerts.get("escalation"))
+            return await async_deliver(alert, channels, notifications=self.notifications,
+                                       unrouted_resolution=None if alerting else NOT_ALERTED)
         await self._wait_for_the_first_alert(alert, channels)
         return await escalate(self.ctx, self.alerts, self.notifications, alert, self.after_seconds)
 

@@ -38,12 +38,12 @@ def _engine(engine):
     return engine if engine is not None else store.store_engine()
 
 
-def _record_unrouted(items: list[dict[str, Any]], compose: Compose, engine) -> dict[str, str]:
+def _record_unrouted(items: list[dict[str, Any]], compose: Compose, engine, resolution: str | None = None) -> dict[str, str]:
     message = compose(items)
     if message["event"] in _NOT_KEPT_WITHOUT_CHANNEL:
         return {}
     reason = f"no alert channel for {message['event']} (alerts.channels / alerts.on): recorded, nothing sent"
-    if store.record_unrouted(engine, message, reason, items):
+    if store.record_unrouted(engine, message, reason, items, resolution=resolution):
         log.warning("alert %s recorded only, %s: %s", message["event"], reason.split(":")[0], message["title"])
     return {store.NO_CHANNEL: "recorded"}
 
@@ -125,15 +125,17 @@ async def async_deliver_group(
     compose: Compose = combine,
     notifications: bool = True,
     engine=None,
+    unrouted_resolution: str | None = None,
 ) -> dict[str, str]:
-    """``deliver_group`` for the triggerer: store work in threads, sends through ``async_send``."""
+    """``deliver_group`` for the triggerer: store work in threads, sends through ``async_send``.
+    ``unrouted_resolution``: with no channel, record the alerts already closed with that resolution."""
     outcomes: dict[str, str] = {}
     if not items:
         return outcomes
     try:
         engine = engine if engine is not None else await asyncio.to_thread(store.store_engine)
         if not channels:
-            return await asyncio.to_thread(_record_unrouted, items, compose, engine)
+            return await asyncio.to_thread(_record_unrouted, items, compose, engine, unrouted_resolution)
         for channel in channels:
             name = channel_mod.key(channel)
             prepared = await asyncio.to_thread(_prepare, items, compose, channel, notifications, engine)
@@ -159,10 +161,12 @@ def deliver(alert: dict[str, Any], channels: list[dict[str, Any]], *, notificati
 
 
 async def async_deliver(
-    alert: dict[str, Any], channels: list[dict[str, Any]], *, notifications: bool = True, engine=None
+    alert: dict[str, Any], channels: list[dict[str, Any]], *, notifications: bool = True, engine=None,
+    unrouted_resolution: str | None = None,
 ) -> dict[str, str]:
     """``deliver`` for the triggerer."""
-    return await async_deliver_group([alert], channels, notifications=notifications, engine=engine)
+    return await async_deliver_group([alert], channels, notifications=notifications, engine=engine,
+                                     unrouted_resolution=unrouted_resolution)
 
 
 def _run_field(run: Any, name: str, default: Any = None) -> Any:

@@ -56,12 +56,6 @@ def _seconds(value: dt.timedelta | float | str | None, name: str) -> float | Non
         raise ValueError(f"`{name}`: {exc}") from None
 
 
-def _is_timeout(exc: BaseException) -> bool:
-    """BaseSensorOperator's own timeout. (Airflow never turns it into a skip here: these sensors
-    keep ``soft_fail`` to themselves, see ``_FreshnessBase``.)"""
-    return isinstance(exc, AirflowSensorTimeout)
-
-
 class _FreshnessBase(BaseSensorOperator):
     """What both sensors share: timeout policy, the results-store record, the alert."""
 

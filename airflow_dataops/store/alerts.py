@@ -184,15 +184,16 @@ def record_error(engine: Engine, alert: dict[str, Any], channel: str, error: str
 
 
 def _record_unsent(engine: Engine, message: dict[str, Any], items: list[dict[str, Any]], channel: str,
-                   status: str, kind: str, detail: str) -> list[dict[str, Any]]:
+                   status: str, kind: str, detail: str, resolution: str | None = None) -> list[dict[str, Any]]:
     """Keep alerts that are not sent (status ``suppressed`` or ``recorded``) and audit them once;
-    the items newly recorded (a duplicate caller records nothing)."""
+    the items newly recorded (a duplicate caller records nothing). ``resolution``: closed at once."""
     recorded = []
+    closed = {"resolved_at": utcnow(), "resolution": resolution} if resolution else {}
     with engine.begin() as conn:
         for alert in sorted(items, key=_order):
             try:
                 with conn.begin_nested():
-                    conn.execute(insert(alerts_table).values(**_alert_row(alert, channel, status, alert.get("summary"))))
+                    conn.execute(insert(alerts_table).values(**_alert_row(alert, channel, status, alert.get("summary")), **closed))
             except IntegrityError:
                 continue
             recorded.append(alert)
@@ -207,11 +208,14 @@ def record_suppressed(engine: Engine, alert: dict[str, Any], channel: str, reaso
     return bool(_record_unsent(engine, alert, items or [alert], channel, "suppressed", "suppressed", reason))
 
 
-def record_unrouted(engine: Engine, alert: dict[str, Any], reason: str, items: list[dict[str, Any]] | None = None) -> bool:
+def record_unrouted(engine: Engine, alert: dict[str, Any], reason: str, items: list[dict[str, Any]] | None = None,
+                    *, resolution: str | None = None) -> bool:
     """An alert with no channel (no ``alerts.channels``, or ``alerts.on`` sends the event nowhere):
     kept with channel ``none`` and status ``recorded``, so it still counts (an SLA miss in the
-    on-time rate) and can be acknowledged and escalated; nothing is sent."""
-    return bool(_record_unsent(engine, alert, items or [alert], NO_CHANNEL, "recorded", _kind(alert), reason))
+    on-time rate) and can be acknowledged and escalated; nothing is sent. ``resolution`` closes it at
+    once (a pipeline with no alerting at all: nothing would ever resolve it, nobody to escalate to)."""
+    return bool(_record_unsent(engine, alert, items or [alert], NO_CHANNEL, "recorded", _kind(alert), reason,
+                               resolution))
 
 
 def audit(engine: Engine, alert: dict[str, Any], kind: str, outcome: str, detail: str, actor: str | None = None) -> None:

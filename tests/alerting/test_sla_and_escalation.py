@@ -172,6 +172,8 @@ def test_an_sla_without_alert_channels_is_still_a_deadline_and_is_recorded(conne
     assert slack.requests == []
     [row] = store_alerts.alert_rows(default_store, ctx["dag_id"])
     assert (row["event"], row["channel"], row["status"]) == ("sla_miss", "none", "recorded")
+    # no alert watch will ever resolve it and nobody is to hear of it: counted, but not left "open"
+    assert row["resolution"] == "no_alerting_configured" and store_alerts.open_alerts(default_store, ctx["dag_id"]) == []
     assert "alert sla_miss recorded only" in caplog.text
     with default_store.connect() as conn:
         assert queries._on_time(conn, [ctx["dag_id"]], store_alerts.utcnow()) == {ctx["dag_id"]: (0, 1)}
@@ -183,6 +185,8 @@ def test_escalation_without_channels_still_reaches_on_call(connections, slack, c
     only_oncall = alerts_section(escalation={"after": 1, "to": "oncall_webhook"})
     assert len(dag_alerting_kwargs(ctx, SLA, only_oncall)["deadline"]) == 2
     assert fire(ctx, "run_oc", 0, alerts=only_oncall) == {"none": "recorded"}
+    [recorded] = store_alerts.open_alerts(default_store, ctx["dag_id"])  # open: on-call may still hear it
+    assert recorded["channel"] == "none"
     assert fire(ctx, "run_oc", 1, alerts=only_oncall) == {"connection:oncall_webhook": "sent"}
     [escalated] = slack.wait_for(1)
     assert escalated["kind"] == "webhook" and "SLA missed" in escalated["text"]
