@@ -349,7 +349,8 @@ def drop_once_started(src, marker, delay):
 
 
 @pytest.mark.parametrize("mode", ["deferrable", "poke", "reschedule"])
-def test_on_timeout_skip_still_fails_and_alerts_on_a_real_error(tmp_path, load_dag, sqlite_src, dag_id, monkeypatch, mode):
+def test_on_timeout_skip_still_fails_and_alerts_on_a_real_error(tmp_path, load_dag, sqlite_src, dag_id, monkeypatch, mode,
+                                                                 capfd):
     """A table dropped while the sensor waits is an error, not a timeout: the task fails (downstream
     upstream_failed), whatever the mode, and the channel hears a task_failed naming the table."""
     import json
@@ -376,6 +377,9 @@ def test_on_timeout_skip_still_fails_and_alerts_on_a_real_error(tmp_path, load_d
     assert time.monotonic() - started < 45, "an error must not wait for the timeout"
     text = messages[0]["text"]
     assert "Task failed: wait_for_events" in text and "no such table" in text, text
+    logs = capfd.readouterr()
+    assert "no such table" in logs.out + logs.err  # the task's real log...
+    assert slack.token not in logs.out + logs.err  # ...never shows the Slack token
 
 
 def _ti(dag_id="skip_policy"):
