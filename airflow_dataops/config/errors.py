@@ -6,6 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 
+MAX_SHOWN = 80
+
+
+def shown(value: Any, limit: int = MAX_SHOWN) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a huge bad value must not flood the message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def format_path(path: tuple[str | int, ...]) -> str:
     out = ""
     for part in path:

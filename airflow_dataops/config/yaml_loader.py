@@ -6,7 +6,9 @@
 - No silent coercions: only ``true``/``false``, ``null``/``~``, decimal integers and decimal floats
   are resolved; ``NO``, ``yes``, ``on``, ``12:30``, ``0o17``, ``2024-01-01`` stay strings. A field that
   wants a string refuses a number (``1.10`` must be quoted there) instead of guessing.
-- Files over ``MAX_BYTES`` are refused before parsing.
+- Files over ``MAX_BYTES`` are refused before parsing, and nesting deeper than ``MAX_DEPTH`` is refused.
+- Text must be UTF-8 (a byte-order mark is allowed); anything else is an error with its position.
+- Whatever the input, ``load_yaml`` returns problems as ``issues``; it never raises.
 
 Uses libyaml (the C parser) when available: it is several times faster, and parse cost matters.
 """
@@ -19,9 +21,10 @@ from typing import Any
 
 import yaml
 
-from airflow_dataops.config.errors import ConfigIssue
+from airflow_dataops.config.errors import ConfigIssue, shown
+from airflow_dataops.config.limits import MAX_BYTES, MAX_DEPTH
 
-MAX_BYTES = 1024 * 1024
+DEPTH_HELP = f"the file is nested deeper than {MAX_DEPTH} levels: a pipeline file needs only a few, flatten it"
 
 Path_ = tuple[str | int, ...]
 
@@ -74,6 +77,8 @@ class LoadedYaml:
     data: Any
     positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     issues: list[ConfigIssue] = field(default_factory=list)
+    # The source text of numbers that read differently from how they are written (``1.10``, ``007``).
+    texts: dict[Path_, str] = field(default_factory=dict)
 
     def position(self, path: Path_) -> tuple[int, int]:
         """The nearest known position for a key path (walking up to its parents)."""
@@ -90,6 +95,9 @@ class _Builder:
         self.file = file
         self.positions: dict[Path_, tuple[int, int]] = {}
         self.issues: list[ConfigIssue] = []
+        self.texts: dict[Path_, str] = {}
+        self.has_aliases = False
+        self._too_deep = False
         self._seen: set[int] = set()
 
     def issue(self, node: yaml.Node, path: Path_, message: str, value: Any = None) -> None:
@@ -99,12 +107,16 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if id(node) in self._seen:
-            line, column = self.positions[path]
-            self.issues.append(ConfigIssue(
-                self.file, line, column, path, "YAML aliases (*name) are not allowed in pipeline files: write the value out",
-            ))
+            # An alias: the composed node is the anchor's, so its position is not the alias's.
+            # `load_yaml` reports every alias at its own position from the event stream.
+            self.has_aliases = True
             return None
         self._seen.add(id(node))
+        if len(path) > MAX_DEPTH:
+            if not self._too_deep:
+                self._too_deep = True
+                self.issue(node, path[:2], DEPTH_HELP)
+            return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
@@ -132,7 +144,7 @@ class _Builder:
             if key in first_line:
                 self.issue(
                     key_node, child,
-                    f"duplicate key {key!r} (first defined on line {first_line[key]}): keep one of them",
+                    f"duplicate key {shown(key)} (first defined on line {first_line[key]}): keep one of them",
                 )
                 continue
             first_line[key] = key_node.start_mark.line + 1
@@ -148,35 +160,135 @@ class _Builder:
             return None
         if tag == _BOOL:
             return text.lower() == "true"
-        if tag == _INT:
-            return int(text)
-        if tag == _FLOAT:
-            return float(text)
+        if tag in (_INT, _FLOAT):
+            value = int(text) if tag == _INT else float(text)
+            if repr(value) != text:
+                self.texts[path] = text
+            return value
         self.issue(node, path, f"YAML tag {tag!r} is not allowed in pipeline files: remove it", text)
         return None
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _decode(data: bytes, file: str) -> tuple[str | None, ConfigIssue | None]:
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        text = data[: exc.start].decode("utf-8", "replace")
+        line, column = _line_col(text, len(text))
+        return None, ConfigIssue(
+            file, line, column, (), f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} here): save it as UTF-8",
+        )
+
+
+def _event_walk(text: str, file: str) -> tuple[list[ConfigIssue], tuple[int, int, Path_] | None]:
+    """Every alias at its own position and key path, and the first place nested deeper than
+    ``MAX_DEPTH``: from the event stream, which keeps each alias's mark (the composed graph does not)."""
+    issues: list[ConfigIssue] = []
+    too_deep: tuple[int, int, Path_] | None = None
+    # One frame per open collection: [path, is_mapping, next key (mappings) or index (sequences), expecting_key]
+    frames: list[list[Any]] = []
+    loader = _Loader(text)
+
+    def value_path() -> Path_:
+        path, is_map, slot, _ = frames[-1]
+        return (*path, slot) if slot is not None else path
+
+    def advance() -> None:
+        if frames:
+            frame = frames[-1]
+            if frame[1]:
+                frame[3] = not frame[3]
+            else:
+                frame[2] += 1
+
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            starts = isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent))
+            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                frames.pop()
+                advance()
+                continue
+            if not isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)) and not starts:
+                continue
+            in_key = bool(frames) and frames[-1][1] and frames[-1][3]
+            path = (frames[-1][0] if in_key else value_path()) if frames else ()
+            if isinstance(event, yaml.AliasEvent):
+                mark = event.start_mark
+                issues.append(ConfigIssue(file, mark.line + 1, mark.column + 1, path,
+                                          "YAML aliases (*name) are not allowed in pipeline files: write the value out"))
+            if in_key and isinstance(event, yaml.ScalarEvent):
+                frames[-1][2] = event.value
+            if starts:
+                if len(frames) > MAX_DEPTH and too_deep is None:
+                    too_deep = (event.start_mark.line + 1, event.start_mark.column + 1, path[:2])
+                is_map = isinstance(event, yaml.MappingStartEvent)
+                frames.append([path, is_map, None if is_map else 0, True])
+            else:
+                advance()
+    except yaml.YAMLError:
+        pass  # the composer reported it already
+    finally:
+        loader.dispose()
+    return issues, too_deep
+
+
+def _yaml_error(exc: Exception, text: str, file: str) -> ConfigIssue:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        return ConfigIssue(file, line, col, (), f"invalid YAML: {problem}")
+    if isinstance(exc, yaml.reader.ReaderError):
+        line, col = _line_col(text, min(exc.position, len(text)))
+        char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        return ConfigIssue(file, line, col, (), f"invalid YAML: the control character U+{char:04X} is not allowed "
+                           "in YAML text: remove it")
+    return ConfigIssue(file, 1, 1, (), f"invalid YAML: {exc}")
 
 
 def load_yaml(text: str | bytes, file: str = "<string>") -> LoadedYaml:
     """Parse one YAML document into plain data with positions; problems become ``issues``."""
     size = len(text.encode() if isinstance(text, str) else text)
     if size > MAX_BYTES:
-        return LoadedYaml(None, issues=[ConfigIssue(
-            file, 1, 1, (), f"file is {size:,} bytes, over the {MAX_BYTES:,}-byte limit for a pipeline file: split it",
-        )])
-    loader = _Loader(text)
+        return LoadedYaml(None, issues=[oversize_issue(file, size)])
+    if isinstance(text, bytes):
+        decoded, problem = _decode(text, file)
+        if problem is not None:
+            return LoadedYaml(None, issues=[problem])
+        text = decoded
+    text = text.removeprefix("\ufeff")
+    loader = None
     try:
+        loader = _Loader(text)
         root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        return LoadedYaml(None, issues=[ConfigIssue(file, line, col, (), f"invalid YAML: {problem}")])
+    except RecursionError:
+        _, deep = _event_walk(text, file)
+        line, column, path = deep or (1, 1, ())
+        return LoadedYaml(None, issues=[ConfigIssue(file, line, column, path, DEPTH_HELP)])
     except yaml.YAMLError as exc:
-        return LoadedYaml(None, issues=[ConfigIssue(file, 1, 1, (), f"invalid YAML: {exc}")])
+        return LoadedYaml(None, issues=[_yaml_error(exc, text, file)])
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if root is None:
         return LoadedYaml(None)
     builder = _Builder(file)
     data = builder.build(root, ())
-    return LoadedYaml(data, builder.positions, builder.issues)
+    issues = builder.issues
+    if builder.has_aliases:
+        aliases, _ = _event_walk(text, file)
+        issues = issues + aliases
+    return LoadedYaml(data, builder.positions, issues, builder.texts)
+
+
+def oversize_issue(file: str, size: int) -> ConfigIssue:
+    return ConfigIssue(
+        file, 1, 1, (), f"file is {size:,} bytes, over the {MAX_BYTES:,}-byte limit for a pipeline file: split it",
+    )
