@@ -12,15 +12,18 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from airflow_dataops.config.errors import shown
 from airflow_dataops.config.types import Change, ColumnName, Duration, Percent, PlainText, TableName
 
-Scalar = Union[bool, int, float, str]
+Scalar = Union[bool, int, float, PlainText]
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors; models are frozen once validated."""
+    """Unknown keys are errors; models are frozen once validated; nothing is coerced (strict mode:
+    ``"yes"`` is not a bool, ``"3"`` not a number, ``500.0`` not a whole number). Durations,
+    percentages and ISO dates are parsed from text by their own validators."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class BaseCheck(StrictModel):
@@ -136,7 +139,7 @@ class RangeCheck(BaseCheck):
                     return parse(value)
                 except ValueError:
                     continue
-            raise ValueError(f"{value!r} is neither a number nor an ISO date/timestamp (like 2024-01-31 or 2024-01-31T12:00:00)")
+            raise ValueError(f"{shown(value)} is neither a number nor an ISO date/timestamp (like 2024-01-31 or 2024-01-31T12:00:00)")
         return value
 
     @model_validator(mode="after")
@@ -149,7 +152,7 @@ class RangeCheck(BaseCheck):
 class PatternCheck(BaseCheck):
     type: Literal["pattern"]
     column: ColumnName
-    regex: str
+    regex: PlainText
 
     @field_validator("regex")
     @classmethod
@@ -159,7 +162,7 @@ class PatternCheck(BaseCheck):
         try:
             re.compile(value)
         except re.error as exc:
-            raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
+            raise ValueError(f"{shown(value)} is not a valid regular expression: {exc}") from None
         return value
 
 
@@ -232,7 +235,7 @@ class ExpectationCheck(BaseCheck):
     @classmethod
     def _snake_case(cls, value: str) -> str:
         if not value.startswith("expect_") or not value.replace("_", "").isalnum():
-            raise ValueError(f"{value!r} is not an expectation name: use the snake_case name, like expect_column_values_to_not_be_null")
+            raise ValueError(f"{shown(value)} is not an expectation name: use the snake_case name, like expect_column_values_to_not_be_null")
         return value
 
 

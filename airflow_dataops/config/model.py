@@ -15,7 +15,10 @@ from pydantic import Field, field_validator, model_validator
 
 from airflow_dataops.config.alerts import AlertsConfig
 from airflow_dataops.config.checks import Check, StrictModel
-from airflow_dataops.config.types import ColumnName, Duration, Percent, PlainText, TableName
+from airflow_dataops.config.errors import shown
+from airflow_dataops.config.types import (
+    AssetUri, ColumnName, Duration, Percent, PlainText, TableName, Tag, check_asset_uri, check_tag,
+)
 
 DAG_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,249}$")
@@ -31,7 +34,7 @@ def _check_timezone(value: str | None) -> str | None:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not an IANA time zone: use a name like UTC or Europe/Berlin") from None
+        raise ValueError(f"{shown(value)} is not an IANA time zone: use a name like UTC or Europe/Berlin") from None
     return value
 
 
@@ -41,19 +44,21 @@ def _check_schedule(value: Any) -> Any:
     if isinstance(value, list):
         if not value or not all(isinstance(v, str) and "://" in v for v in value):
             raise ValueError("a schedule list names Airflow Assets by URI, like [\"dataops://warehouse/orders\"]")
-        return value
+        return [check_asset_uri(v) for v in value]
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a schedule: use \"manual\", a cron string, a preset like @daily, or asset URIs")
+        raise ValueError(f"{shown(value)} is not a schedule: use \"manual\", a cron string, a preset like @daily, or asset URIs")
     text = value.strip()
-    if text == "manual" or text in PRESETS or "://" in text:
+    if text == "manual" or text in PRESETS:
         return text
+    if "://" in text:
+        return check_asset_uri(text)
     if "{{" in text:
         raise ValueError("a schedule cannot be templated")
     from croniter import croniter
 
     if len(text.split()) != 5 or not croniter.is_valid(text):
         raise ValueError(
-            f"{value!r} is not a valid cron expression: use five fields like \"0 5 * * *\", "
+            f"{shown(value)} is not a valid cron expression: use five fields like \"0 5 * * *\", "
             "a preset like @daily, or \"manual\""
         )
     return text
@@ -85,7 +90,7 @@ class DatasetConfig(StrictModel):
     table: TableName | None = Field(None, description="Table (optionally schema.table). Default: the pipeline name.")
     timestamp_column: ColumnName | None = Field(None, description="For freshness. Default: [dataops] default_timestamp_column.")
     timezone: PlainText | None = Field(None, description="Zone of naive timestamps in the table (default UTC).")
-    asset: PlainText | None = Field(
+    asset: AssetUri | None = Field(
         None, description="URI of the Asset published when the fail checks pass. Default: dataops://<conn_id>/<table>.",
     )
 
@@ -98,21 +103,21 @@ class TaskConfig(StrictModel):
     python: PlainText | None = Field(None, description="A callable as package.module:function.")
     bash: str | None = Field(None, description="A shell command (templated).")
     conn_id: PlainText | None = Field(None, description="Connection for `sql` (default: the dataset's).")
-    depends_on: list[str] | None = Field(None, description="Upstream task ids. Default: the task written before.")
+    depends_on: list[PlainText] | None = Field(None, description="Upstream task ids. Default: the task written before.")
     retries: int | None = Field(None, ge=0)
 
     @field_validator("id")
     @classmethod
     def _task_id(cls, value: str) -> str:
         if not TASK_ID_RE.match(value):
-            raise ValueError(f"{value!r} is not a valid task id: use letters, digits, '_' and '-'")
+            raise ValueError(f"{shown(value)} is not a valid task id: use letters, digits, '_' and '-' (at most 250)")
         return value
 
     @field_validator("python")
     @classmethod
     def _callable_path(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", value):
-            raise ValueError(f"{value!r} is not a callable path: write package.module:function")
+            raise ValueError(f"{shown(value)} is not a callable path: write package.module:function")
         return value
 
     @model_validator(mode="after")
@@ -133,7 +138,7 @@ class SourceConfig(StrictModel):
     table: TableName | None = None
     timestamp_column: ColumnName | None = None
     where: str | None = Field(None, description="Templated SQL condition.")
-    asset: PlainText | None = Field(None, description="An Airflow Asset URI instead of a table.")
+    asset: AssetUri | None = Field(None, description="An Airflow Asset URI instead of a table.")
     max_age: Duration
     timeout: Duration | None = Field(None, description="Give up after this long (default 6 hours).")
     poke_interval: Duration | None = Field(None, description="How often to look (default 60s).")
@@ -146,28 +151,26 @@ class SourceConfig(StrictModel):
     @classmethod
     def _name_is_a_task_id_part(cls, value: str | None) -> str | None:
         if value is not None and not TASK_ID_RE.match(value):
-            raise ValueError(f"{value!r} cannot name a task (wait_for_<name>): use letters, digits, '_' and '-'")
+            raise ValueError(f"{shown(value)} cannot name a task (wait_for_<name>): use letters, digits, '_' and '-'")
         return value
 
     @model_validator(mode="after")
     def _table_or_asset(self) -> SourceConfig:
         if (self.table is None) == (self.asset is None):
             raise ValueError("a source names either a `table` (with `conn_id`, `timestamp_column`) or an `asset`")
-        if self.asset is not None and "://" not in self.asset:
-            raise ValueError(f"asset {self.asset!r} is not a URI: write it like dataops://warehouse/orders")
         return self
 
     @property
     def source_name(self) -> str:
         if self.name:
             return self.name
-        return (self.table or self.asset.split("://", 1)[1]).replace(".", "_").replace("/", "_")
+        return re.sub(r"[^A-Za-z0-9_-]", "_", self.table or self.asset.split("://", 1)[1])
 
 
 class PipelineMeta(StrictModel):
     name: str = Field(description="The DAG id.")
     owner: PlainText = "airflow"
-    description: str | None = Field(None, description="Shown as the DAG's docs (Markdown).")
+    description: PlainText | None = Field(None, description="Shown as the DAG's docs (Markdown; not templated).")
     schedule: Schedule = Field(None, description="Default schedule for environments that set none.")
     data_interval: bool = Field(
         False, description="true: cron schedules get data intervals (CronDataIntervalTimetable, runs after the "
@@ -176,10 +179,10 @@ class PipelineMeta(StrictModel):
     timezone: PlainText = Field("UTC", description="Zone of the cron schedule.")
     start_date: dt.datetime | dt.date | None = Field(None, description="Default 2024-01-01 (fixed, never 'now').")
     catchup: bool = False
-    tags: list[PlainText] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list, description="DAG tags (at most 100 characters each).")
     retries: int = Field(0, ge=0)
     retry_delay: Duration = Field(dt.timedelta(minutes=5))
-    max_active_runs: int = Field(1, ge=1)
+    max_active_runs: int = Field(1, ge=1, description="1 with `@continuous`.")
     pool: PlainText | None = None
     sla: SlaConfig | None = None
 
@@ -194,13 +197,16 @@ class PipelineMeta(StrictModel):
             try:
                 return dt.datetime.fromisoformat(value) if "T" in value or " " in value else dt.date.fromisoformat(value)
             except ValueError:
-                raise ValueError(f"{value!r} is not an ISO date: write it like 2024-01-31") from None
-        return value
+                raise ValueError(f"{shown(value)} is not an ISO date: write it like 2024-01-31") from None
+        if isinstance(value, (dt.date, dt.datetime)) or value is None:
+            return value
+        raise ValueError(f"expected an ISO date, got {shown(value)}: write it like 2024-01-31 (or 2024-01-31T06:00:00)")
 
 
 def _dag_id(value: str) -> str:
     if not isinstance(value, str) or not DAG_ID_RE.match(value):
-        raise ValueError(f"{value!r} is not a valid pipeline name (the DAG id): use letters, digits, '_', '.' and '-'")
+        raise ValueError(f"{shown(value)} is not a valid pipeline name (the DAG id): use letters, digits, '_', '.' "
+                         "and '-' (at most 250)")
     return value
 
 
@@ -210,7 +216,7 @@ SECTIONS = ("dataset", "tasks", "sources", "quality_checks", "sla", "alerts")
 class EnvironmentConfig(StrictModel):
     """One environment; may override any top-level section (mappings merge, lists replace)."""
 
-    name: PlainText
+    name: PlainText = Field(description="Matched against [dataops] environment; becomes the DAG tag env:<name>.")
     schedule: Schedule = None
     notifications: bool = True
     dataset: DatasetConfig | None = None
@@ -221,6 +227,12 @@ class EnvironmentConfig(StrictModel):
     alerts: AlertsConfig | None = None
 
     _schedule = field_validator("schedule", mode="before")(classmethod(lambda cls, v: _check_schedule(v)))
+
+    @field_validator("name")
+    @classmethod
+    def _name_fits_a_tag(cls, value: str) -> str:
+        check_tag(f"env:{value}")
+        return value
 
 
 class PipelineFile(StrictModel):
@@ -254,6 +266,7 @@ class PipelineConfig(StrictModel):
     sla: SlaConfig | None = None
     alerts: AlertsConfig | None = None
     source_file: str = ""
+    source_line: int = Field(1, description="Line of `pipeline.name` in the source file.")
 
     @property
     def name(self) -> str:

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
+from airflow_dataops.config.errors import shown
+
 _DURATION_UNITS = {
     "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
     "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
@@ -31,23 +33,32 @@ def is_sql_file(text: str) -> bool:
     return stripped.lower().endswith(".sql") and not any(ch.isspace() for ch in stripped)
 
 
+def is_script_file(text: str) -> bool:
+    """Whether a `bash:` value names a script file relative to the YAML (``scripts/deploy.sh``: one
+    relative path ending in ``.sh`` or ``.bash``) rather than being a command
+    (``bash /opt/deploy.sh --now``). A script file's text is the (templated) command, as in Airflow."""
+    stripped = text.strip()
+    return (stripped.lower().endswith((".sh", ".bash")) and not any(ch.isspace() for ch in stripped)
+            and not stripped.startswith(("/", "~")))
+
+
 def parse_duration(value: Any) -> dt.timedelta:
     """``"2 hours"``, ``"1h 30m"``, ``"90s"`` -> timedelta. Bare numbers are refused (which unit?)."""
     if isinstance(value, dt.timedelta):
         return value
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected a duration, got {value!r}: {DURATION_HELP}")
+        raise ValueError(f"expected a duration, got {shown(value)}: {DURATION_HELP}")
     text = value.strip()
     total = 0.0
     pos = 0
     while pos < len(text):
         match = _DURATION_PART.match(text, pos)
         if not match or match.group(2).lower() not in _DURATION_UNITS:
-            raise ValueError(f"{value!r} is not a duration: {DURATION_HELP}")
+            raise ValueError(f"{shown(value)} is not a duration: {DURATION_HELP}")
         total += float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
         pos = match.end()
     if total <= 0:
-        raise ValueError(f"{value!r} must be longer than zero: {DURATION_HELP}")
+        raise ValueError(f"{shown(value)} must be longer than zero: {DURATION_HELP}")
     return dt.timedelta(seconds=total)
 
 
@@ -72,7 +83,7 @@ def parse_percent(value: Any, *, cap: bool = True) -> float:
             if pct <= 100 or not cap:
                 return pct
             raise ValueError(f"{value!r} is over 100%")
-    raise ValueError(f'expected a percentage like "99.5%", got {value!r}: quote it and add "%"')
+    raise ValueError(f'expected a percentage like "99.5%", got {shown(value)}: quote it and add "%"')
 
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$")
@@ -84,19 +95,58 @@ IDENTIFIER_HELP = (
 
 def check_identifier(value: Any, *, dotted: bool = False) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"expected a name, got {value!r}: {IDENTIFIER_HELP}")
+        raise ValueError(f"expected a name, got {shown(value)}: {IDENTIFIER_HELP}")
     parts = value.split(".") if dotted else [value]
     if len(parts) > 3 or not all(IDENTIFIER_RE.match(part) for part in parts):
-        raise ValueError(f"{value!r} is not a valid {'table' if dotted else 'column'} name: {IDENTIFIER_HELP}")
+        raise ValueError(f"{shown(value)} is not a valid {'table' if dotted else 'column'} name: {IDENTIFIER_HELP}")
     return value
 
 
+JINJA_HELP = (
+    "which is rendered only in a check's `where` and `sql`, a source's `where`, and a task's `sql` and "
+    "`bash`: write the value itself here"
+)
+
+
+def has_jinja(value: str) -> bool:
+    return "{{" in value or "{%" in value or "{#" in value
+
+
 def _no_jinja(value: Any) -> Any:
-    if isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value):
-        raise ValueError(
-            f"{value!r} contains Jinja, which is only allowed in templated fields "
-            "(a check's `where`, `sql`, and task `sql`/`bash`)"
-        )
+    if isinstance(value, str) and has_jinja(value):
+        raise ValueError(f"{shown(value)} contains Jinja, {JINJA_HELP}")
+    return value
+
+
+ASSET_URI_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.+)$", re.S)
+ASSET_URI_HELP = "write it like dataops://warehouse/orders or s3://bucket/key"
+ASSET_URI_MAX = 1500  # Airflow's limit for an asset's name and URI
+
+
+def check_asset_uri(value: Any) -> str:
+    """What Airflow's ``Asset`` accepts, checked without Airflow: ``scheme://rest``, the scheme
+    ``airflow`` reserved, at most 1,500 characters (provider-specific URI rules are checked when the
+    DAG is built)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected an asset URI, got {shown(value)}: {ASSET_URI_HELP}")
+    match = ASSET_URI_RE.match(value.strip())
+    if not match or not match.group(2).strip("/ "):
+        raise ValueError(f"asset {shown(value)} is not a URI: {ASSET_URI_HELP}")
+    if match.group(1).lower() == "airflow":
+        raise ValueError(f"asset {shown(value)}: the scheme `airflow` is reserved by Airflow: use another, like dataops://")
+    if len(value) > ASSET_URI_MAX:
+        raise ValueError(f"asset URI is {len(value):,} characters, over Airflow's limit of {ASSET_URI_MAX:,}: shorten it")
+    if has_jinja(value):
+        raise ValueError(f"asset {shown(value)} contains Jinja: an asset URI is fixed when the DAG is parsed")
+    return value.strip()
+
+
+TAG_MAX_LEN = 100  # Airflow's limit (airflow.sdk.definitions.dag.TAG_MAX_LEN)
+
+
+def check_tag(value: str) -> str:
+    if len(value) > TAG_MAX_LEN:
+        raise ValueError(f"tag {shown(value, 40)} is {len(value)} characters, over Airflow's limit of {TAG_MAX_LEN}: shorten it")
     return value
 
 
@@ -120,6 +170,8 @@ Change = Annotated[
     PlainSerializer(lambda v: f"{v:g}%", return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$", "examples": ["50%", "150%"]}),
 ]
+AssetUri = Annotated[str, AfterValidator(check_asset_uri)]
 ColumnName = Annotated[str, AfterValidator(check_identifier)]
 TableName = Annotated[str, AfterValidator(lambda v: check_identifier(v, dotted=True))]
 PlainText = Annotated[str, AfterValidator(_no_jinja)]
+Tag = Annotated[str, AfterValidator(_no_jinja), AfterValidator(check_tag)]
