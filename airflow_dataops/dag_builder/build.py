@@ -11,6 +11,7 @@ Shape of every pipeline DAG:
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from airflow.sdk import DAG, Asset
@@ -51,7 +52,7 @@ def _dag_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
         "description": spec["description"],
         "doc_md": spec["doc_md"],
         "max_active_runs": spec["max_active_runs"],
-        "template_searchpath": [spec["template_searchpath"]],
+        "template_searchpath": list(spec["template_searchpath"]),
         "default_args": default_args,
         "params": {},
     }
@@ -95,17 +96,26 @@ def _sensor(source: dict[str, Any], spec: dict[str, Any]):
     )
 
 
+def _include(relative: str) -> str:
+    """A template that renders the file at ``relative`` (to the dags folder, which is on the DAG's
+    template search path). Unlike Airflow's "value ending in .sql is a file" rule, it cannot pick a
+    same-named file next to the loader, and works for any file name (``LOAD.SQL``)."""
+    return "{% include " + json.dumps(relative, ensure_ascii=False) + " %}"
+
+
 def _task(task: dict[str, Any]):
     extra = {"retries": task["retries"]} if task.get("retries") is not None else {}
     if task["kind"] == "sql":
         from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 
-        return SQLExecuteQueryOperator(task_id=task["id"], conn_id=task["conn_id"], sql=task["sql"],
+        sql = _include(task["sql_file"]) if "sql_file" in task else task["sql"]
+        return SQLExecuteQueryOperator(task_id=task["id"], conn_id=task["conn_id"], sql=sql,
                                        split_statements=True, **extra)
     if task["kind"] == "bash":
         from airflow.providers.standard.operators.bash import BashOperator
 
-        return BashOperator(task_id=task["id"], bash_command=task["bash"], **extra)
+        command = _include(task["bash_file"]) if "bash_file" in task else task["bash"]
+        return BashOperator(task_id=task["id"], bash_command=command, **extra)
     from airflow.providers.standard.operators.python import PythonOperator
 
     from airflow_dataops.operators.callable_path import CallableByPath

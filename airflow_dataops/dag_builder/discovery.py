@@ -1,5 +1,11 @@
 """Finding pipeline files: every .yaml/.yml under a folder, honouring ``.airflowignore`` the way the
 dag-processor does, whose top level has a ``pipeline`` key. No Airflow import (the CLI stays fast).
+
+Deciding "is this a pipeline file" runs on every parse of every YAML file, so it is a cheap regex
+first: a ``pipeline:`` key at the start of a line (quoted or not, after a byte-order mark) settles
+it; a file that never mentions ``pipeline`` is not one. Only the rest (flow style
+``{pipeline: ...}``, a ``pipeline`` that is not at the start of a line) is parsed to look at its
+top-level keys, and the loader caches that answer by file content.
 """
 
 from __future__ import annotations
@@ -10,7 +16,37 @@ import re
 import sys
 from pathlib import Path
 
-PIPELINE_KEY = re.compile(rb"^pipeline[ \t]*:", re.MULTILINE)
+PIPELINE_KEY = re.compile(rb"^(?:\xef\xbb\xbf)?([\"']?)pipeline\1[ \t]*:", re.MULTILINE)
+# In a file YAML cannot parse: a flow-style `{pipeline:` (or `, pipeline:`) still marks a pipeline file.
+_FLOW_PIPELINE_KEY = re.compile(rb"[{,][ \t\r\n]*([\"']?)pipeline\1[ \t]*:")
+
+
+def pipeline_file_hint(content: bytes) -> bool | None:
+    """True or False when a regex can tell whether ``content`` is a pipeline file; None when only
+    parsing can (``has_pipeline_key``)."""
+    if PIPELINE_KEY.search(content):
+        return True
+    if b"pipeline" not in content:
+        return False
+    return None
+
+
+def has_pipeline_key(content: bytes) -> bool:
+    """Whether the top-level mapping of ``content`` has a ``pipeline`` key (parses the YAML)."""
+    from airflow_dataops.config.yaml_loader import load_yaml
+
+    try:
+        loaded = load_yaml(content)
+    except Exception:  # pragma: no cover - load_yaml reports problems, it does not raise
+        return True  # let validation say what is wrong with it
+    if isinstance(loaded.data, dict):
+        return "pipeline" in loaded.data
+    return loaded.data is None and bool(loaded.issues) and bool(_FLOW_PIPELINE_KEY.search(content))
+
+
+def is_pipeline_file(content: bytes) -> bool:
+    hint = pipeline_file_hint(content)
+    return hint if hint is not None else has_pipeline_key(content)
 
 
 def _airflow_file_discovery():
@@ -42,5 +78,3 @@ def find_pipeline_files(root: Path) -> list[Path]:
     find_path_from_directory = _airflow_file_discovery().find_path_from_directory
     found = [Path(p) for p in find_path_from_directory(str(root), ".airflowignore", syntax)]
     return sorted(p for p in found if p.suffix in (".yaml", ".yml") and p.is_file())
-
-

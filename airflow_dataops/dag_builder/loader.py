@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_dataops.config.errors import shown
+from airflow_dataops.config.limits import MAX_BYTES
 from airflow_dataops.dag_builder.build import INVALID_PREFIX, build_dag, build_invalid_dag
 from airflow_dataops.dag_builder.cache import SpecCache, default_cache_dir
-from airflow_dataops.dag_builder.discovery import PIPELINE_KEY, find_pipeline_files
+from airflow_dataops.dag_builder.discovery import find_pipeline_files, has_pipeline_key, pipeline_file_hint
 
 log = logging.getLogger(__name__)
 
-_NAME_LINE = re.compile(rb"^[ \t]+name[ \t]*:[ \t]*[\"']?([A-Za-z0-9_.-]+)", re.MULTILINE)
+_HEAD_BYTES = 64 * 1024  # of an oversized file: enough to tell whether it is a pipeline file
 
 
 class PipelineWarning(UserWarning):
@@ -37,12 +39,26 @@ class PipelineWarning(UserWarning):
 
 @dataclass
 class Loaded:
-    """What one scan produced: DAG specs by id, and errors by file."""
+    """What one scan produced: DAG specs by id, errors by file, and the last valid versions."""
 
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)  # relative file -> messages
-    last_valid: dict[str, dict[str, Any]] = field(default_factory=dict)  # relative file -> spec
     files: dict[str, str] = field(default_factory=dict)  # dag_id -> relative file
+    keys: dict[str, str] = field(default_factory=dict)  # relative file -> cache key of its valid spec
+    previous: dict[str, str] = field(default_factory=dict)  # the index's last valid keys, as read
+    last_valid: dict[str, str] = field(default_factory=dict)  # relative file -> key, to write back
+    last_valid_specs: dict[str, dict[str, Any]] = field(default_factory=dict)  # broken file -> its last valid spec
+
+    def fall_back(self, relative: str, cache: SpecCache, *, not_key: str | None = None) -> None:
+        """A broken file keeps its last valid spec (from an earlier parse), if there is one."""
+        key = self.previous.get(relative)
+        entry = cache.get(key) if key and key != not_key else None
+        if entry is not None and "spec" in entry:
+            self.last_valid_specs[relative] = entry["spec"]
+            self.last_valid[relative] = key
+        else:
+            self.last_valid.pop(relative, None)
+            self.last_valid_specs.pop(relative, None)
 
 
 def invalid_dag_id(relative: str) -> str:
@@ -66,9 +82,14 @@ def _settings() -> tuple[str, Any, str]:
     return settings.get("environment"), defaults, f"{defaults.conn_id}|{defaults.timestamp_column}"
 
 
+def _error_text(exc: BaseException) -> str:
+    return shown(f"{type(exc).__name__}: {exc}", 500).strip("'\"")
+
+
 def _entry_for(path: Path, content: bytes, relative: str, cache: SpecCache, environment: str, defaults,
-               key: str | None = None) -> dict:
-    """The cached {"spec": ...} or {"errors": [...]} for one file, validating on a miss."""
+               root: Path, key: str | None = None) -> dict:
+    """The cached {"spec": ...} or {"errors": [...]} for one file, validating on a miss. Never raises:
+    whatever goes wrong with one file becomes that file's errors."""
     key = key or cache.key(path, content)
     entry = cache.get(key)
     if entry is not None:
@@ -78,84 +99,120 @@ def _entry_for(path: Path, content: bytes, relative: str, cache: SpecCache, envi
     from airflow_dataops.dag_builder.spec import build_spec
 
     try:
-        config = resolve(content, relative, environment, defaults, base_dir=path.parent)
-        entry = {"spec": build_spec(config, path.parent)}
+        config = resolve(content, relative, environment, defaults, base_dir=path.parent, root=root)
+        entry = {"spec": build_spec(config, path.parent, root)}
     except ConfigError as exc:
         # Not cached: an error may depend on more than this file (a .sql file that arrives later).
         # Broken files are rare; re-validating them each parse costs little.
         return {"errors": [str(issue) for issue in exc.issues]}
+    except Exception as exc:  # a bug must cost one file, never every pipeline of the folder
+        log.exception("dataops: validating %s failed unexpectedly", relative)
+        return {"errors": [f"{relative}:1:1: (top level): validating this file failed unexpectedly "
+                           f"({_error_text(exc)}): please report this as a bug of airflow-dataops"]}
     cache.put(key, entry)
     return entry
 
 
+def _read(path: Path, relative: str) -> bytes | list[str] | None:
+    """The file's bytes; its error when it is a pipeline file over the size limit (the size is
+    checked before reading the whole file); None when it cannot be read or is not a pipeline file."""
+    try:
+        size = path.stat().st_size
+        if size <= MAX_BYTES:
+            return path.read_bytes()
+        with open(path, "rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError as exc:
+        log.warning("dataops: cannot read %s: %s", path, exc)
+        return None
+    if not pipeline_file_hint(head):
+        return None
+    from airflow_dataops.config.yaml_loader import oversize_issue
+
+    return [str(oversize_issue(relative, size))]
+
+
 def scan(root: Path, cache: SpecCache, environment: str, defaults) -> Loaded:
-    loaded = Loaded()
-    previous_last_valid: dict[str, str] = cache.get_index(root).get("last_valid", {})
-    last_valid: dict[str, str] = {}
-    valid: dict[str, list[tuple[str, int, Path, dict]]] = {}
+    loaded = Loaded(previous=dict(cache.get_index(root).get("last_valid", {})))
+    valid: dict[str, list[tuple[str, int, dict]]] = {}
     for path in find_pipeline_files(root):
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            log.warning("dataops: cannot read %s: %s", path, exc)
-            continue
-        if not PIPELINE_KEY.search(content):
-            continue
         relative = path.relative_to(root).as_posix()
+        content = _read(path, relative)
+        if content is None:
+            continue
+        if isinstance(content, list):
+            loaded.errors[relative] = content
+            loaded.fall_back(relative, cache)
+            continue
+        hint = pipeline_file_hint(content)
+        if hint is False:
+            continue
         key = cache.key(path, content)
-        entry = _entry_for(path, content, relative, cache, environment, defaults, key)
+        entry = cache.get(key)
+        if entry is None and hint is None and not has_pipeline_key(content):
+            entry = {"skip": True}  # mentions "pipeline", but not as a top-level key: remember that
+            cache.put(key, entry)
+        if entry is None:
+            entry = _entry_for(path, content, relative, cache, environment, defaults, root, key)
+        if entry.get("skip"):
+            continue
         if "errors" in entry:
             loaded.errors[relative] = entry["errors"]
-            last_key = previous_last_valid.get(relative)
-            last = cache.get(last_key) if last_key else None
-            if last is not None and "spec" in last:
-                loaded.last_valid[relative] = last["spec"]
-                last_valid[relative] = last_key
+            loaded.fall_back(relative, cache)
             continue
-        last_valid[relative] = key
-        match = _NAME_LINE.search(content)
-        line = content[: match.start(1)].count(b"\n") + 1 if match else 1
-        valid.setdefault(entry["spec"]["dag_id"], []).append((relative, line, path, entry["spec"]))
+        loaded.keys[relative] = loaded.last_valid[relative] = key
+        valid.setdefault(entry["spec"]["dag_id"], []).append((relative, entry["spec"].get("line", 1), entry["spec"]))
     for dag_id, defined in valid.items():
         if len(defined) > 1:
-            for relative, line, _, _ in defined:
-                others = ", ".join(f"{r}:{n}" for r, n, _, _ in defined if r != relative)
+            for relative, line, _ in defined:
+                others = ", ".join(f"{r}:{n}" for r, n, _ in defined if r != relative)
                 loaded.errors[relative] = [
                     f"{relative}:{line}:1: pipeline.name: {dag_id!r} is also the name of {others}: pipeline names "
                     "must be unique (the DAG id): rename one"
                 ]
             continue
-        relative, _, path, spec = defined[0]
+        relative, _, spec = defined[0]
         loaded.specs[dag_id] = spec
         loaded.files[dag_id] = relative
-    for relative, errors in loaded.errors.items():
-        loaded.files[invalid_dag_id(relative)] = relative
-        warnings.warn(f"invalid pipeline file {relative}:\n" + "\n".join(errors), PipelineWarning, stacklevel=3)
-    cache.put_index(root, {"dags": loaded.files, "last_valid": last_valid})
     return loaded
 
 
+def _build(spec: dict[str, Any]) -> tuple[Any, str | None]:
+    """(the DAG, None), or (None, the error) when Airflow or an operator refuses the spec."""
+    try:
+        return build_dag(spec), None
+    except Exception as exc:
+        log.exception("dataops: building DAG %s failed", spec.get("dag_id"))
+        return None, _error_text(exc)
+
+
 def _one(root: Path, cache: SpecCache, environment: str, defaults, dag_id: str) -> dict[str, Any] | None:
-    """Build just ``dag_id`` (a worker starting a task): the index names its file."""
+    """Build just ``dag_id`` (a worker starting a task): the index names its file. None sends the
+    caller to a full scan (which also knows the last valid versions)."""
     relative = cache.get_index(root)["dags"].get(dag_id)
     if relative is None or dag_id.startswith(INVALID_PREFIX):
         return None
     path = root / relative
-    try:
-        content = path.read_bytes()
-    except OSError:
+    content = _read(path, relative)
+    if not isinstance(content, bytes):
         return None
-    entry = _entry_for(path, content, relative, cache, environment, defaults)
+    entry = _entry_for(path, content, relative, cache, environment, defaults, root)
     spec = entry.get("spec")
     if spec is None or spec["dag_id"] != dag_id:
         return None
-    return {dag_id: build_dag(spec)}
+    dag, error = _build(spec)
+    return {dag_id: dag} if error is None else None
 
 
 def load_pipelines(namespace: dict[str, Any], loader_file: str, *, root: str | Path | None = None,
                    cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """Build the DAGs of every pipeline file under the loader file's folder into ``namespace``."""
-    root = Path(root) if root is not None else Path(loader_file).resolve().parent
+    """Build the DAGs of every pipeline file under the loader file's folder into ``namespace``.
+
+    Never raises for a pipeline file: whatever is wrong with one (its YAML, its config, a bug, a DAG
+    Airflow refuses) becomes its stand-in DAG, while its last valid version stays scheduled."""
+    # The folder the loader file is in, as Airflow sees it: a symlinked loader scans where it is
+    # linked, not where its target lives.
+    root = Path(root) if root is not None else Path(loader_file).absolute().parent
     environment, defaults, defaults_key = _settings()
     cache = SpecCache(Path(cache_dir) if cache_dir else default_cache_dir(), environment, defaults_key)
 
@@ -170,26 +227,36 @@ def load_pipelines(namespace: dict[str, Any], loader_file: str, *, root: str | P
 
     loaded = scan(root, cache, environment, defaults)
     dags: dict[str, Any] = {}
-
-    def add(spec: dict[str, Any]) -> None:
-        try:
-            dags[spec["dag_id"]] = build_dag(spec)
-        except Exception as exc:  # a bug, or an operator refusing its arguments: one stand-in, not an import error
-            log.exception("dataops: building DAG %s failed", spec["dag_id"])
-            relative = loaded.files.get(spec["dag_id"], spec.get("file", spec["dag_id"]))
-            standin = invalid_dag_id(relative)
-            dags[standin] = build_invalid_dag(standin, relative, [f"{relative}:1:1: building the DAG failed: {exc}"])
-
-    for dag_id, spec in loaded.specs.items():
-        if not wanted or wanted == dag_id:
-            add(spec)
+    for dag_id, spec in list(loaded.specs.items()):
+        if wanted and wanted != dag_id:
+            continue
+        dag, error = _build(spec)
+        if error is None:
+            dags[dag_id] = dag
+            continue
+        # Airflow refused what validation let through: the same as a validation error.
+        relative = loaded.files.pop(dag_id)
+        del loaded.specs[dag_id]
+        loaded.errors[relative] = [f"{relative}:{spec.get('line', 1)}:1: (top level): building DAG {dag_id!r} failed: {error}"]
+        loaded.fall_back(relative, cache, not_key=loaded.keys.get(relative))
     for relative, errors in loaded.errors.items():
         standin = invalid_dag_id(relative)
-        last = loaded.last_valid.get(relative)
+        loaded.files[standin] = relative
+        last = loaded.last_valid_specs.get(relative)
         last_id = last["dag_id"] if last and last["dag_id"] not in loaded.specs and last["dag_id"] not in dags else None
-        if not wanted or wanted == standin:
-            dags[standin] = build_invalid_dag(standin, relative, errors, last_valid=last_id)
         if last_id and (not wanted or wanted == last_id):
-            add(last)
+            dag, error = _build(last)
+            if error is None:
+                dags[last_id] = dag
+            else:
+                last_id = None
+                loaded.last_valid.pop(relative, None)
+        if not wanted or wanted == standin:
+            try:
+                dags[standin] = build_invalid_dag(standin, relative, errors, last_valid=last_id)
+            except Exception:  # pragma: no cover - the stand-in is plain; never let it take the others down
+                log.exception("dataops: building the stand-in DAG for %s failed", relative)
+        warnings.warn(f"invalid pipeline file {relative}:\n" + "\n".join(errors), PipelineWarning, stacklevel=2)
+    cache.put_index(root, {"dags": loaded.files, "last_valid": loaded.last_valid})
     namespace.update(dags)
     return dags

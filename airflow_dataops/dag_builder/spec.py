@@ -11,10 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from airflow_dataops.config.model import DEFAULT_START_DATE, PipelineConfig
-from airflow_dataops.config.semantics import effective_checks
-from airflow_dataops.config.types import is_sql_file
+from airflow_dataops.config.semantics import contained_path, effective_checks
+from airflow_dataops.config.types import is_script_file, is_sql_file
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
+# Airflow takes a templated value ending in one of these for the path of a template file
+# (BaseOperator.template_ext of SQLExecuteQueryOperator and BashOperator; the check is case-sensitive).
+SQL_TEMPLATE_EXT = (".sql", ".json")
+BASH_TEMPLATE_EXT = (".sh", ".bash")
 CRON_PRESETS = {
     "@hourly": "0 * * * *",
     "@daily": "0 0 * * *",
@@ -69,8 +73,10 @@ def _doc_md(config: PipelineConfig, checks: list) -> str:
     return "\n".join(lines)
 
 
-def build_spec(config: PipelineConfig, base_dir: Path) -> dict[str, Any]:
-    """The JSON-able description of the DAG ``config`` becomes."""
+def build_spec(config: PipelineConfig, base_dir: Path, root: Path | None = None) -> dict[str, Any]:
+    """The JSON-able description of the DAG ``config`` becomes. ``base_dir`` is the folder of the
+    pipeline file, ``root`` the dags folder (the loader's folder; default ``base_dir``)."""
+    root = root if root is not None else base_dir
     checks = effective_checks(config)
     dataset = config.dataset
     sql_checks = [c for c in checks if not c.source_task]
@@ -96,6 +102,7 @@ def build_spec(config: PipelineConfig, base_dir: Path) -> dict[str, Any]:
         "spec_version": SPEC_VERSION,
         "dag_id": config.name,
         "file": config.source_file,
+        "line": config.source_line,
         "environment": config.environment,
         "notifications": config.notifications,
         "schedule": schedule_spec(config),
@@ -111,14 +118,16 @@ def build_spec(config: PipelineConfig, base_dir: Path) -> dict[str, Any]:
             "retry_delay_s": meta.retry_delay.total_seconds(),
             "pool": meta.pool,
         },
-        "template_searchpath": str(base_dir),
+        # Airflow searches the DAG's folder (the loader's) first, then these: files are named
+        # relative to the dags folder, so that a subfolder's sql/load.sql is never the root's.
+        "template_searchpath": list(dict.fromkeys([str(root), str(base_dir)])),
         "ctx": ctx,
         "sla": {
             "freshness": config.sla.freshness.total_seconds() if config.sla and config.sla.freshness else None,
         } if config.sla else None,
         "alerts": config.alerts.to_runtime() if config.alerts else None,
         "sources": [_source_spec(s, config) for s in config.sources],
-        "tasks": [_task_spec(t, config, index) for index, t in enumerate(config.tasks)],
+        "tasks": [_task_spec(t, config, index, base_dir, root) for index, t in enumerate(config.tasks)],
         "checks": {
             "conn_id": dataset.conn_id,
             "table": dataset.table,
@@ -132,19 +141,37 @@ def build_spec(config: PipelineConfig, base_dir: Path) -> dict[str, Any]:
     }
 
 
-def _task_spec(task, config: PipelineConfig, index: int) -> dict[str, Any]:
+def _in_dags_folder(value: str, base_dir: Path, root: Path) -> str:
+    relative = contained_path(value, base_dir, root)
+    if relative is None:  # validation refuses this; never let a spec point outside the dags folder
+        raise ValueError(f"{value!r} is outside the dags folder {root}")
+    return relative
+
+
+def _not_a_template_path(value: str, extensions: tuple[str, ...]) -> str:
+    """A command or statement that happens to end like a template file name (``... deploy.sh``):
+    a trailing space keeps Airflow from looking for a file of that name (Airflow's documented fix)."""
+    return value + " " if value.endswith(extensions) else value
+
+
+def _task_spec(task, config: PipelineConfig, index: int, base_dir: Path, root: Path) -> dict[str, Any]:
     if task.depends_on is not None:
         upstream = list(task.depends_on)
     else:
         upstream = [config.tasks[index - 1].id] if index > 0 else []
     spec: dict[str, Any] = {"id": task.id, "kind": task.kind, "upstream": upstream, "retries": task.retries}
     if task.kind == "sql":
-        spec["sql"] = task.sql.strip() if is_sql_file(task.sql) else task.sql
+        if is_sql_file(task.sql):
+            spec["sql_file"] = _in_dags_folder(task.sql, base_dir, root)
+        else:
+            spec["sql"] = _not_a_template_path(task.sql, SQL_TEMPLATE_EXT)
         spec["conn_id"] = task.conn_id or config.dataset.conn_id
     elif task.kind == "python":
         spec["callable"] = task.python
+    elif is_script_file(task.bash):
+        spec["bash_file"] = _in_dags_folder(task.bash, base_dir, root)
     else:
-        spec["bash"] = task.bash
+        spec["bash"] = _not_a_template_path(task.bash, BASH_TEMPLATE_EXT)
     return spec
 
 
