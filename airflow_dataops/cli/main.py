@@ -28,23 +28,65 @@ def _defaults():
     return Defaults(settings.get("default_conn_id"), settings.get("default_timestamp_column"))
 
 
-def _pipeline_files(paths: list[str]) -> list[tuple[Path, str]]:
-    """(absolute path, name to show) of every pipeline file under the given files/folders."""
-    from airflow_dataops.dag_builder.discovery import PIPELINE_KEY, find_pipeline_files
+def _root_for(target: Path) -> Path:
+    """The dags folder no `.sql` path may leave: the configured one when ``target`` is inside it,
+    else the folder given (or the file's folder)."""
+    dags = _dags_folder().absolute()
+    absolute = target.absolute()
+    if absolute == dags or dags in absolute.parents:
+        return dags
+    return absolute if target.is_dir() else absolute.parent
 
-    out: list[tuple[Path, str]] = []
+
+def _read(path: Path, explicit: bool) -> bytes | str | None:
+    """A pipeline file's bytes, or its error (unreadable, or over the size limit: checked before
+    reading it whole); None for a file of a folder that is not a pipeline file."""
+    from airflow_dataops.config.limits import MAX_BYTES
+    from airflow_dataops.dag_builder.discovery import is_pipeline_file, pipeline_file_hint
+
+    try:
+        size = path.stat().st_size
+        if size <= MAX_BYTES:
+            content = path.read_bytes()
+            return content if explicit or is_pipeline_file(content) else None
+        with open(path, "rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError as exc:
+        return f"cannot read the file: {exc.strerror or exc}"
+    if not explicit and not pipeline_file_hint(head):
+        return None
+    from airflow_dataops.config.yaml_loader import oversize_issue
+
+    return oversize_issue("", size).message
+
+
+def _pipeline_files(paths: list[str]) -> list[tuple[Path, str, Path, bytes | str]]:
+    """(path, name to show, dags folder, content or error) of every pipeline file under the given
+    files/folders."""
+    from airflow_dataops.dag_builder.discovery import find_pipeline_files
+
+    out: list[tuple[Path, str, Path, bytes | str]] = []
     for raw in paths:
         target = Path(raw)
         if target.is_dir():
+            root = _root_for(target)
             for path in find_pipeline_files(target):
-                if PIPELINE_KEY.search(path.read_bytes()):
-                    out.append((path, os.path.relpath(path)))
+                content = _read(path, explicit=False)
+                if content is not None:
+                    out.append((path, os.path.relpath(path), root, content))
         elif target.is_file():
-            out.append((target, os.path.relpath(target)))
+            out.append((target, os.path.relpath(target), _root_for(target), _read(target, explicit=True)))
         else:
             print(f"{raw}: no such file or directory", file=sys.stderr)
-            out.append((target, raw))
+            out.append((target, raw, Path(raw), "file not found"))
     return out
+
+
+def _unexpected(shown: str, exc: Exception) -> str:
+    from airflow_dataops.config.errors import shown as short
+
+    return (f"{shown}:1:1: (top level): validating this file failed unexpectedly "
+            f"({short(f'{type(exc).__name__}: {exc}', 300)}): please report this as a bug of airflow-dataops")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -55,15 +97,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     files = _pipeline_files(paths)
     defaults = _defaults()
     problems: list[str] = []
-    names: dict[str, list[str]] = {}
-    for path, shown in files:
-        if not path.is_file():
-            problems.append(f"{shown}:1:1: (top level): file not found")
+    names: dict[str, list[tuple[str, int, int]]] = {}
+    for path, shown, root, content in files:
+        if isinstance(content, str):
+            problems.append(f"{shown}:1:1: (top level): {content}")
             continue
-        content = path.read_bytes()
-        issues = validate_text(content, shown, defaults, base_dir=path.parent)
+        try:
+            issues = validate_text(content, shown, defaults, base_dir=path.parent, root=root)
+            loaded = load_yaml(content, shown)
+        except Exception as exc:  # a bug: one clear line for this file, and go on with the others
+            problems.append(_unexpected(shown, exc))
+            continue
         problems += [str(issue) for issue in sorted(issues, key=lambda i: (i.line, i.column))]
-        loaded = load_yaml(content, shown)
         data = loaded.data
         for env in args.env or []:
             defined = environment_names(data) if isinstance(data, dict) else []
@@ -73,12 +118,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
                                 f"{', '.join(defined) or 'none'}): add one, it is required by --env")
         name = data.get("pipeline", {}).get("name") if isinstance(data, dict) and isinstance(data.get("pipeline"), dict) else None
         if isinstance(name, str):
-            names.setdefault(name, []).append(shown)
-    for name, shown_files in names.items():
-        if len(shown_files) > 1:
-            for shown in shown_files:
-                others = ", ".join(f for f in shown_files if f != shown)
-                problems.append(f"{shown}:1:1: pipeline.name: {name!r} is also the name of {others}: pipeline names must be unique")
+            names.setdefault(name, []).append((shown, *loaded.position(("pipeline", "name"))))
+    for name, defined in names.items():
+        if len(defined) > 1:
+            for shown, line, column in defined:
+                others = ", ".join(f"{f}:{n}" for f, n, _ in defined if f != shown)
+                problems.append(f"{shown}:{line}:{column}: pipeline.name: {name!r} is also the name of {others}: "
+                                "pipeline names must be unique (the DAG id): rename one")
     for line in problems:
         print(line)
     verdict = "ok" if not problems else f"{len(problems)} error(s)"
@@ -86,16 +132,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _find_pipeline(name: str, paths: list[str]) -> Path | None:
+def _find_pipeline(name: str, paths: list[str]) -> tuple[tuple[Path, Path, bytes] | None, list[str]]:
+    """(path, dags folder, content) of the file defining pipeline ``name``, and the files that could
+    not even be parsed (one of them may be the one: `validate` tells why)."""
     from airflow_dataops.config.yaml_loader import load_yaml
 
-    for path, _ in _pipeline_files(paths):
-        if not path.is_file():
-            continue
-        data = load_yaml(path.read_bytes(), str(path)).data
-        if isinstance(data, dict) and isinstance(data.get("pipeline"), dict) and data["pipeline"].get("name") == name:
-            return path
-    return None
+    unparsed = []
+    for path, shown, root, content in _pipeline_files(paths):
+        data = load_yaml(content, shown).data if isinstance(content, bytes) else None
+        if not isinstance(data, dict):
+            unparsed.append(shown)
+        elif isinstance(data.get("pipeline"), dict) and data["pipeline"].get("name") == name:
+            return (path, root, content), unparsed
+    return None, unparsed
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -104,17 +153,25 @@ def cmd_render(args: argparse.Namespace) -> int:
     from airflow_dataops.config.resolve import resolve
     from airflow_dataops.dag_builder.spec import build_spec
 
-    path = _find_pipeline(args.name, args.path or [str(_dags_folder())])
-    if path is None:
+    found, unparsed = _find_pipeline(args.name, args.path or [str(_dags_folder())])
+    if found is None:
         print(f"no pipeline named {args.name!r} under {', '.join(args.path or [str(_dags_folder())])}", file=sys.stderr)
+        if unparsed:
+            print(f"  {len(unparsed)} file(s) there do not parse ({', '.join(unparsed[:5])}): `airflow-dataops "
+                  "validate` shows why", file=sys.stderr)
         return 2
+    path, root, content = found
     environment = args.env or settings.get("environment")
+    shown = os.path.relpath(path)
     try:
-        config = resolve(path.read_bytes(), os.path.relpath(path), environment, _defaults(), base_dir=path.parent)
+        config = resolve(content, shown, environment, _defaults(), base_dir=path.parent, root=root)
+        spec = build_spec(config, path.parent, root)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    spec = build_spec(config, path.parent)
+    except Exception as exc:  # a bug: say so in one line, not a traceback
+        print(_unexpected(shown, exc), file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(spec, indent=2))
         return 0
@@ -149,7 +206,8 @@ def render_text(spec: dict) -> str:
         lines.append(f"    wait_for_{source['name']}: freshness sensor ({source['mode']}) {what} newer than {source['max_age_s']:g}s, on timeout {source['on_timeout']}")
     for task in spec["tasks"]:
         upstream = f"  <- {', '.join(task['upstream'])}" if task["upstream"] else ""
-        body = task.get("sql") or task.get("bash") or task.get("callable")
+        body = (task.get("sql") or task.get("bash") or task.get("callable")
+                or f"file {task.get('sql_file') or task.get('bash_file')}")
         lines.append(f"    {task['id']}: {task['kind']} {str(body).splitlines()[0][:70]}{upstream}")
     for source_task, items in checks["frames"].items():
         lines.append(f"    quality_checks_{source_task}: {len(items)} pandas check(s) on {source_task}'s DataFrame")

@@ -77,6 +77,60 @@ def test_render_shows_schedule_tasks_checks_and_alerts_per_environment(tmp_path)
     assert unknown.returncode == 2 and "no pipeline named 'nope'" in unknown.stderr
 
 
+def test_validate_and_render_report_hostile_files_as_one_line_each_never_a_traceback(tmp_path):
+    folder = tmp_path / "dags"
+    (folder / "team").mkdir(parents=True)
+    (folder / "latin1.yaml").write_bytes(b"pipeline:\n  name: caf\xe9\n")
+    (folder / "deep.yaml").write_text("pipeline:\n  name: deep\n  tags: " + "[" * 5000 + "]" * 5000 + "\n")
+    (folder / "a.yaml").write_text("version: 1\npipeline:\n  name: orders\n")
+    (folder / "team" / "b.yaml").write_text("pipeline:\n  owner: me\n  name: orders\n")
+    out = cli("validate", "dags", home=tmp_path, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr, out.stderr
+    assert sorted(out.stdout.splitlines()) == [
+        "dags/a.yaml:3:3: pipeline.name: 'orders' is also the name of dags/team/b.yaml:3: pipeline names must be "
+        "unique (the DAG id): rename one",
+        "dags/deep.yaml:3:58: pipeline.tags: the file is nested deeper than 50 levels: a pipeline file needs only a "
+        "few, flatten it",
+        "dags/latin1.yaml:2:12: (top level): the file is not UTF-8 text (byte 0xe9 here): save it as UTF-8",
+        "dags/team/b.yaml:3:3: pipeline.name: 'orders' is also the name of dags/a.yaml:3: pipeline names must be "
+        "unique (the DAG id): rename one",
+    ]
+    # render passes over the files it cannot parse, and says they exist
+    good = cli("render", "orders", "--path", "dags", home=tmp_path, cwd=tmp_path)
+    assert good.returncode == 0 and "DAG orders" in good.stdout, good.stderr
+    missing = cli("render", "deep", "--path", "dags", home=tmp_path, cwd=tmp_path)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "2 file(s) there do not parse (dags/deep.yaml, dags/latin1.yaml): `airflow-dataops validate` shows why" in missing.stderr
+    (folder / "a.yaml").write_text("pipeline:\n  name: orders\n  retries: lots\n")
+    broken = cli("render", "orders", "--path", "dags", home=tmp_path, cwd=tmp_path)
+    assert broken.returncode == 1 and "Traceback" not in broken.stderr
+    assert "dags/a.yaml:3:3: pipeline.retries: expected a whole number, got 'lots'" in broken.stderr
+
+
+def test_validate_checks_file_paths_against_the_dags_folder_and_render_names_them(tmp_path):
+    folder = tmp_path / "dags"
+    (folder / "team" / "sql").mkdir(parents=True)
+    (folder / "shared").mkdir()
+    (folder / "shared" / "load.sql").write_text("select 1")
+    (folder / "team" / "sql" / "check.sql").write_text("select 1 where false")
+    (folder / "team" / "p.yaml").write_text(
+        "pipeline:\n  name: p\ntasks:\n  - id: load\n    sql: ../shared/load.sql\n"
+        "quality_checks:\n  - type: sql\n    sql: sql/check.sql\n"
+    )
+    (tmp_path / "airflow.cfg").write_text(f"[core]\ndags_folder = {folder}\n")
+    # Inside the dags folder, `../shared` is fine, whether CI validates the folder or the one file...
+    assert cli("validate", "dags", home=tmp_path, cwd=tmp_path).returncode == 0
+    assert cli("validate", "dags/team/p.yaml", home=tmp_path, cwd=tmp_path).returncode == 0
+    spec = json.loads(cli("render", "p", "--json", "--path", "dags", home=tmp_path, cwd=tmp_path).stdout)
+    assert spec["tasks"][0]["sql_file"] == "shared/load.sql"  # relative to the dags folder: one meaning only
+    # ...leaving it is an error.
+    (folder / "team" / "p.yaml").write_text((folder / "team" / "p.yaml").read_text().replace("../shared", "../../x"))
+    out = cli("validate", "dags", home=tmp_path, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "dags/team/p.yaml:5:5: tasks[0].sql: SQL file '../../x/load.sql' is outside the dags folder" in out.stdout
+
+
 def test_schema_is_a_json_schema_the_examples_satisfy_and_bad_files_violate(tmp_path):
     out = cli("schema", home=tmp_path)
     schema = json.loads(out.stdout)
