@@ -235,6 +235,11 @@ def same_origin(request: Request) -> None:
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         raise HTTPException(403, f"A {site} request cannot acknowledge alerts: use the Data Quality page itself.")
+    # Only a JSON body, whatever FastAPI version parses it: older ones read a body sent with no
+    # Content-Type as JSON, and a cross-site fetch can send one without a preflight.
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise HTTPException(422, "The request body must be JSON (Content-Type: application/json).")
 
 
 @router.get("/pipelines", response_model=PipelinePage, summary="Every pipeline you may read, summarised")
