@@ -238,14 +238,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _results_store(command: str, embedded_ok: bool):
-    """The results store ``ack``/``purge`` work on, or None (after saying why) when it would be the
-    embedded SQLite file by accident.
+def _results_store(command: str):
+    """The results store ``ack``/``purge`` work on, or None (after saying why) when there is none.
 
     Connections are looked up as Airflow's own CLI does (``_AIRFLOW_PROCESS_CONTEXT=server``): env
-    vars, secrets backends and the metadata database (Admin > Connections). A plain process would
-    skip the metadata database and quietly fall back to the embedded file, acknowledging nothing
-    while on-call is still paged."""
+    vars, secrets backends and the metadata database (Admin > Connections); a plain process would
+    skip the metadata database. Without the connection this machine's tasks write the embedded
+    SQLite file, so that is the store when it exists (said on stderr); when it does not either,
+    there is nothing to act on and nothing is created."""
     from airflow_dataops import settings
     from airflow_dataops.store.base import embedded_path
 
@@ -255,14 +255,12 @@ def _results_store(command: str, embedded_ok: bool):
     from airflow_dataops.store.results import ResultsStore
 
     conn_id = settings.get("results_conn_id")
-    if not connection_exists(conn_id) and not embedded_ok:
+    if not connection_exists(conn_id) and not embedded_path().exists():
         print(
-            f"airflow-dataops {command}: the results store connection {conn_id!r} ([dataops] results_conn_id) was not "
-            "found in environment variables, secrets backends or Airflow's metadata database "
-            f"({_metadata_db_name()}). Without it this would use the embedded SQLite file {embedded_path()}, which "
-            "is not where a deployment's alerts are once tasks run on other machines: nothing done. Run this where "
-            "Airflow's configuration (AIRFLOW_HOME, [database] sql_alchemy_conn) or the connection is visible; if this "
-            "machine's embedded store really is the one (one machine, make demo), pass --embedded.",
+            f"airflow-dataops {command}: no results store found: the connection {conn_id!r} ([dataops] "
+            "results_conn_id) is not in environment variables, secrets backends or Airflow's metadata database "
+            f"({_metadata_db_name()}), and this machine has no embedded store ({embedded_path()}). Run this where "
+            "Airflow's configuration (AIRFLOW_HOME, [database] sql_alchemy_conn) or the connection is visible.",
             file=sys.stderr,
         )
         return None
@@ -298,7 +296,7 @@ def _metadata_db_reachable() -> bool:
 def cmd_ack(args: argparse.Namespace) -> int:
     from airflow_dataops.store.alerts import acknowledge
 
-    store = _results_store("ack", args.embedded)
+    store = _results_store("ack")
     if store is None:
         return 2
     by = args.by or os.environ.get("USER") or "cli"
@@ -309,7 +307,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    store = _results_store("purge", args.embedded)
+    store = _results_store("purge")
     if store is None:
         return 2
     removed = store.purge(args.days)
@@ -336,13 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pipeline")
     p.add_argument("--run", help="one run id (default: every open alert of the pipeline)")
     p.add_argument("--by", help="who acknowledges (default: $USER)")
-    p.add_argument("--embedded", action="store_true",
-                   help="allow the embedded SQLite store when the results connection does not exist (one machine)")
     p.set_defaults(func=cmd_ack)
     p = sub.add_parser("purge", help="delete results older than [dataops] results_retention_days")
     p.add_argument("--days", type=int, help="override the retention")
-    p.add_argument("--embedded", action="store_true",
-                   help="allow the embedded SQLite store when the results connection does not exist (one machine)")
     p.set_defaults(func=cmd_purge)
     return parser
 

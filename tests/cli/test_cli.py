@@ -156,11 +156,11 @@ def test_ack_acknowledges_open_alerts_and_records_who(tmp_path):
                 pipeline="orders_daily", dag_id="orders_daily", run_id=run_id, environment="production",
                 event="check_failed", subject="row_count", tier=0, channel="slack:#orders-alerts",
                 severity="error", status="sent", created_at=now))
-    out = cli("ack", "orders_daily", "--run", "run_1", "--by", "alice", "--embedded", home=tmp_path)
+    out = cli("ack", "orders_daily", "--run", "run_1", "--by", "alice", home=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "acknowledged 1 open alert(s) of orders_daily (run run_1) as alice" in out.stdout
     assert f"results store: embedded SQLite file {tmp_path / 'dataops_results.db'}" in out.stderr
-    out = cli("ack", "orders_daily", "--by", "bob", "--embedded", home=tmp_path)
+    out = cli("ack", "orders_daily", "--by", "bob", home=tmp_path)
     assert "acknowledged 1 open alert(s) of orders_daily (all runs) as bob" in out.stdout
     with engine.connect() as conn:
         acked = dict(conn.execute(sa.select(alerts.c.run_id, alerts.c.acknowledged_by)).all())
@@ -182,13 +182,13 @@ def _open_alert(engine, dag_id: str, run_id: str) -> None:
             created_at=dt.datetime.now(dt.timezone.utc)))
 
 
-def test_ack_refuses_to_fall_back_to_the_embedded_store_by_accident(tmp_path):
-    """No results connection anywhere: acknowledging in this machine's own SQLite file would say
-    "acknowledged 0" while on-call is still paged. It stops with a clear message and creates nothing."""
+def test_ack_without_any_results_store_says_so_and_creates_nothing(tmp_path):
+    """No results connection anywhere and no embedded file on this machine: "acknowledged 0" would
+    hide that on-call is still paged from another store. It stops with the places it looked."""
     for command in (["ack", "orders_daily", "--by", "carol"], ["purge"]):
         out = cli(*command, home=tmp_path)
         assert out.returncode == 2, out.stdout + out.stderr
-        assert "the results store connection 'dataops_results'" in out.stderr and "--embedded" in out.stderr
+        assert "no results store found: the connection 'dataops_results'" in out.stderr
         assert "Airflow's metadata database" in out.stderr and "acknowledged" not in out.stdout
     assert not (tmp_path / "dataops_results.db").exists()
 
