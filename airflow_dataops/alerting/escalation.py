@@ -10,8 +10,8 @@
   task-failure alert, the task defers (holding no worker slot) to ``EscalationTrigger`` until
   ``after`` past that alert, escalates what is still unacknowledged and unresolved (one message per
   event), and then fails again, so the run's state stays "failed". Without escalation it fails at
-  once. With ``notifications: false`` it waits the same way and records the escalation as
-  suppressed, as the SLA escalation does.
+  once. With ``notifications: false`` nothing would be sent, so it does not wait: it records the
+  escalation as suppressed at once (as the SLA escalation records its own) and fails.
 
 Airflow 3.3 has no per-task deadlines, so a failed check cannot have a Deadline Alert of its own:
 this task is the per-check deadline.
@@ -25,8 +25,9 @@ import logging
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_dataops.compat import AirflowFailException
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,14 @@ class AlertWatchOperator(BaseOperator):
         incidents = store.run_incidents(engine, dag_id, run_id, WATCHED_EVENTS)
         message = f"upstream task(s) failed: {', '.join(failed)}"
         if not escalation.get("to") or not incidents:
+            raise AirflowFailException(message)
+        if not self.notifications:
+            # Nothing would be sent after the wait: record the escalation as suppressed now rather
+            # than hold a failing development run open for `after`.
+            escalated = asyncio.run(escalate_incidents(self.ctx, self.alerts, False, dag_id, run_id,
+                                                       [{"event": i["event"], "subject": i["subject"]} for i in incidents],
+                                                       engine))
+            self.log.info("notifications are off: escalation to %s recorded as suppressed: %s", escalation["to"], escalated)
             raise AirflowFailException(message)
         moment = incidents[0]["created_at"] + dt.timedelta(seconds=float(escalation["after"]))
         self.log.info("%s; escalating to %s at %s unless acknowledged or resolved first (airflow-dataops ack %s --run %s)",
@@ -173,11 +182,9 @@ class EscalationTrigger(BaseTrigger):
             yield event
 
     async def _watch(self):
-        from airflow_dataops.alerting.callbacks import escalate_group, preload
+        from airflow_dataops.alerting.callbacks import preload
 
         await preload()
-        from airflow_dataops.alerting.dispatch import run_ctx
-        from airflow_dataops.alerting.message import make_alert
         from airflow_dataops.store import alerts as store
 
         moment = dt.datetime.fromisoformat(self.moment)
@@ -190,16 +197,30 @@ class EscalationTrigger(BaseTrigger):
                 yield TriggerEvent({"escalated": {}, "closed_before_escalation": True})
                 return
             await asyncio.sleep(min(POLL_SECONDS, remaining))
-        after = float((self.alerts.get("escalation") or {}).get("after") or 0)
-        ctx = run_ctx(self.ctx, {"dag_id": self.dag_id})
-        by_event: dict[str, list[dict[str, Any]]] = {}
-        for item in self.incidents:
-            state = await asyncio.to_thread(store.incident, engine, self.dag_id, self.run_id, item["event"], item["subject"])
-            summary = (state or {}).get("message") or f"{item['event'].replace('_', ' ').capitalize()}: {item['subject']}."
-            by_event.setdefault(item["event"], []).append(make_alert(ctx, self.run_id, item["event"], item["subject"], summary))
-        escalated: dict[str, Any] = {}
-        for event, alerts in by_event.items():  # one escalation message per (run, event)
-            outcomes = await escalate_group(ctx, self.alerts, self.notifications, alerts, after)
-            for alert in alerts:
-                escalated[f"{event}:{alert['subject']}"] = outcomes
+        escalated = await escalate_incidents(self.ctx, self.alerts, self.notifications, self.dag_id, self.run_id,
+                                             self.incidents, engine)
         yield TriggerEvent({"escalated": escalated})
+
+
+async def escalate_incidents(ctx: dict[str, Any], alerts: dict[str, Any], notifications: bool, dag_id: str,
+                             run_id: str, incidents: list[dict[str, str]], engine=None) -> dict[str, Any]:
+    """Escalate the run's still-open incidents: one escalation message per (run, event)."""
+    from airflow_dataops.alerting.callbacks import escalate_group
+    from airflow_dataops.alerting.dispatch import run_ctx
+    from airflow_dataops.alerting.message import make_alert
+    from airflow_dataops.store import alerts as store
+
+    engine = engine or await asyncio.to_thread(store.store_engine)
+    after = float((alerts.get("escalation") or {}).get("after") or 0)
+    ctx = run_ctx(ctx, {"dag_id": dag_id})
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    for item in incidents:
+        state = await asyncio.to_thread(store.incident, engine, dag_id, run_id, item["event"], item["subject"])
+        summary = (state or {}).get("message") or f"{item['event'].replace('_', ' ').capitalize()}: {item['subject']}."
+        by_event.setdefault(item["event"], []).append(make_alert(ctx, run_id, item["event"], item["subject"], summary))
+    escalated: dict[str, Any] = {}
+    for event, items in by_event.items():
+        outcomes = await escalate_group(ctx, alerts, notifications, items, after)
+        for alert in items:
+            escalated[f"{event}:{alert['subject']}"] = outcomes
+    return escalated

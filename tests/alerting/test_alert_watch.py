@@ -19,7 +19,7 @@ import datetime as dt
 import json
 
 from airflow.sdk import DAG, task, get_current_context
-from airflow.sdk.exceptions import AirflowFailException
+from airflow_dataops.compat import AirflowFailException
 
 from airflow_dataops.alerting.dispatch import dispatch_event
 from airflow_dataops.alerting.wiring import dag_alerting_kwargs, escalation_task
@@ -38,7 +38,7 @@ with DAG(CTX["dag_id"], schedule=None, start_date=dt.datetime(2026, 1, 1), catch
     def check_orders():
         c = get_current_context()
         if SKIP:  # what a source with on_timeout: skip does to everything downstream
-            from airflow.sdk.exceptions import AirflowSkipException
+            from airflow_dataops.compat import AirflowSkipException
 
             raise AirflowSkipException("orders were not fresh in time")
         run = {"pipeline": CTX["pipeline"], "dag_id": CTX["dag_id"], "run_id": c["run_id"],
@@ -216,10 +216,14 @@ def test_several_failed_checks_alert_once_and_escalate_once(watched_dag, connect
 
 def test_notifications_off_failed_check_escalation_is_recorded_as_suppressed(watched_dag, connections, slack, ctx,
                                                                              default_store):
+    """Nothing would be sent after the wait, so a development run is not held open for `after`:
+    the escalation is recorded as suppressed at once."""
     quiet = {**ctx, "notifications": False}
-    alerts = alerts_section({"slack": "#data-alerts"}, escalation={"after": 2, "to": "oncall_webhook"})
+    alerts = alerts_section({"slack": "#data-alerts"}, escalation={"after": 600, "to": "oncall_webhook"})
+    started = time.monotonic()
     dagrun = watched_dag(quiet, alerts, fail=True).test()
 
+    assert time.monotonic() - started < 120, "the watch waited for `after` although nothing would be sent"
     assert str(dagrun.state) == "failed" and slack.requests == []
     rows = {(r["event"], r["tier"], r["channel"]): r["status"] for r in store_alerts.alert_rows(default_store, ctx["dag_id"])}
     assert rows == {("check_failed", 0, "slack:#data-alerts"): "suppressed",
@@ -310,7 +314,7 @@ def test_a_failure_the_scheduler_inflicts_says_so_in_the_alert(load_dag, connect
     from airflow.api_fastapi.execution_api.datamodels.taskinstance import DagRun as DRDataModel
     from airflow.api_fastapi.execution_api.datamodels.taskinstance import TIRunContext
     from airflow.callbacks.callback_requests import TaskCallbackRequest
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.support.compat import DagBag
     from airflow.dag_processing.processor import _execute_task_callbacks
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
