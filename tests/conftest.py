@@ -90,7 +90,7 @@ def pg_url():
 def load_dag(tmp_path, monkeypatch, airflow_db):
     """Write DAG source into its own dags-folder bundle and load it: Airflow 3.3's dag.test()
     serialises the DAG by parsing the bundle that owns it, so an inline DAG is refused."""
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.support.compat import DagBag
 
     folder = tmp_path / "dags"
     folder.mkdir()

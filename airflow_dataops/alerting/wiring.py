@@ -31,9 +31,8 @@ def deadline_alerts(ctx: dict[str, Any], sla: dict[str, Any] | None, alerts: dic
     The SLA miss tier exists whenever ``sla.freshness`` is set, channels or not: without channels
     the miss is recorded in the results store (so the on-time rate counts it) and logged, and
     nothing is sent."""
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
-
     from airflow_dataops.alerting.callbacks import SlaMissNotifier
+    from airflow_dataops.compat import deadline_alert
 
     freshness = (sla or {}).get("freshness")
     if not freshness:
@@ -41,23 +40,15 @@ def deadline_alerts(ctx: dict[str, Any], sla: dict[str, Any] | None, alerts: dic
     base = {"ctx": _callback_ctx(ctx), "alerts": alerts, "notifications": bool(ctx.get("notifications", True)),
             "sla_seconds": float(freshness)}
     result = [
-        DeadlineAlert(
-            reference=DeadlineReference.DAGRUN_QUEUED_AT,
-            interval=dt.timedelta(seconds=float(freshness)),
-            callback=AsyncCallback(SlaMissNotifier, kwargs={**base, "tier": 0}),
-            name=SLA_DEADLINE_NAME,
-        )
+        deadline_alert(interval=dt.timedelta(seconds=float(freshness)), callback=SlaMissNotifier,
+                       kwargs={**base, "tier": 0}, name=SLA_DEADLINE_NAME),
     ]
     escalation = (alerts or {}).get("escalation")
     if escalation and escalation.get("to"):
         after = float(escalation["after"])
         result.append(
-            DeadlineAlert(
-                reference=DeadlineReference.DAGRUN_QUEUED_AT,
-                interval=dt.timedelta(seconds=float(freshness) + after),
-                callback=AsyncCallback(SlaMissNotifier, kwargs={**base, "tier": 1, "after_seconds": after}),
-                name=SLA_ESCALATION_NAME,
-            )
+            deadline_alert(interval=dt.timedelta(seconds=float(freshness) + after), callback=SlaMissNotifier,
+                           kwargs={**base, "tier": 1, "after_seconds": after}, name=SLA_ESCALATION_NAME)
         )
     return result
 

@@ -28,7 +28,9 @@ def _schedule(spec: dict[str, Any]) -> Any:
         return schedule["value"]
     if kind == "assets":
         return [Asset(uri) for uri in schedule["uris"]]
-    from airflow.sdk import CronDataIntervalTimetable, CronTriggerTimetable
+    from airflow_dataops.compat import cron_timetables
+
+    CronDataIntervalTimetable, CronTriggerTimetable = cron_timetables()
 
     timetable = CronDataIntervalTimetable if schedule["data_interval"] else CronTriggerTimetable
     return timetable(schedule["cron"], timezone=schedule["timezone"])

@@ -19,8 +19,10 @@ FAILED = {"failed", "upstream_failed"}
 
 def _load_dag(name: str):
     from airflow.configuration import conf
-    from airflow.dag_processing.dagbag import DagBag
 
+    from airflow_dataops.compat import dagbag_class
+
+    DagBag = dagbag_class()
     folder = conf.get("core", "dags_folder")
     bag = DagBag(dag_folder=folder)
     dag = bag.get_dag(name)

@@ -20,7 +20,7 @@ class InvalidPipelineOperator(BaseOperator):
         self.errors = list(errors)
 
     def execute(self, context: Any) -> None:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow_dataops.compat import AirflowFailException
 
         shown = "\n".join(f"  {e}" for e in self.errors[:50])
         more = f"\n  ... and {len(self.errors) - 50} more" if len(self.errors) > 50 else ""

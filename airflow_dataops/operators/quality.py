@@ -267,7 +267,7 @@ class DataQualityOperator(BaseOperator):
         run = RunRef(pipeline=pipeline, dag_id=dag_id, run_id=context["run_id"], task_id=ti.task_id, environment=environment,
                      map_index=getattr(ti, "map_index", -1) if getattr(ti, "map_index", -1) is not None else -1,
                      try_number=getattr(ti, "try_number", 1) or 1)
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow_dataops.compat import AirflowFailException
 
         from airflow_dataops.engine.sql_objects import check_identifier
 
@@ -343,7 +343,7 @@ class DataQualityOperator(BaseOperator):
 
     @staticmethod
     def _raise_for(results: list[CheckResult], where: str, store_error: str | None) -> None:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow_dataops.compat import AirflowFailException
 
         from airflow_dataops.engine.outcome import CONFIG_ERROR
 

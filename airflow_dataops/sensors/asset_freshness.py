@@ -7,8 +7,8 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.bases.sensor import PokeReturnValue
-from airflow.sdk.exceptions import AirflowSensorTimeout
 
+from airflow_dataops.compat import AirflowSensorTimeout, newest_asset_event_timestamp
 from airflow_dataops.config.types import format_duration
 from airflow_dataops.sensors.freshness import _FreshnessBase
 from airflow_dataops.timeutil import human_duration, parse_utc, utcnow
@@ -49,13 +49,11 @@ class AssetFreshnessSensor(_FreshnessBase):
         self._last: Observation | None = None
 
     def _observe(self) -> Observation:
-        from airflow.sdk.execution_time.context import InletEventsAccessor
-
         from airflow_dataops.triggers.freshness import Observation
 
-        events = InletEventsAccessor(asset_name=self.asset_name, asset_uri=self.asset_uri).ascending(False).limit(1)
+        timestamp = newest_asset_event_timestamp(self.asset_name, self.asset_uri)
         now = utcnow()
-        newest = parse_utc(events[0].timestamp) if len(events) else None
+        newest = parse_utc(timestamp) if timestamp is not None else None
         obs = Observation(
             newest=newest,
             observed_at=now,

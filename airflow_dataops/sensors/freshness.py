@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
+from airflow_dataops.compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
 from airflow_dataops.config.types import check_identifier, format_duration, parse_duration
 from airflow_dataops.timeutil import human_duration, utcnow
 
@@ -177,7 +177,7 @@ class _FreshnessBase(BaseSensorOperator):
         # BaseSensorOperator turns the scheduler's deferral timeout (no triggerer answered in time)
         # into AirflowSensorTimeout: that is a timeout too, so it gets the same message, alert and
         # on_timeout policy. Everything else (our own timeout or skip, real errors) passes through.
-        from airflow.sdk.exceptions import TaskDeferralTimeout
+        from airflow_dataops.compat import TaskDeferralTimeout
 
         try:
             return super().resume_execution(next_method, next_kwargs, context)

@@ -23,13 +23,13 @@ def _deadline_kwargs(ctx, tier: int, sla=SLA, alerts=ALERTS) -> dict:
 
 async def fire_async(ctx, run_id: str, tier: int, state: str = "running", sla=SLA, alerts=ALERTS) -> dict:
     """Run the deadline callback the way the triggerer does (airflow.triggers.callback.CallbackTrigger)."""
-    from airflow.triggers.callback import CallbackTrigger
+    from tests.support.compat import deadline_callback_trigger
 
     kwargs = _deadline_kwargs(ctx, tier, sla, alerts)
     kwargs["context"] = {"dag_run": {"dag_id": ctx["dag_id"], "dag_run_id": run_id, "state": state,
                                      "queued_at": "2026-01-01T00:00:00Z"},
                          "deadline": {"id": "x", "deadline_time": "2026-01-01T00:00:20Z"}}
-    trigger = CallbackTrigger(callback_path="airflow_dataops.alerting.callbacks.SlaMissNotifier", callback_kwargs=kwargs)
+    trigger = deadline_callback_trigger("airflow_dataops.alerting.callbacks.SlaMissNotifier", kwargs)
     events = [event.payload async for event in trigger.run()]
     assert events[-1]["state"] == "success", events
     return json.loads(events[-1]["body"])  # Airflow stores the body as the callback's text output

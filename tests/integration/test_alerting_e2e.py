@@ -69,7 +69,7 @@ import datetime as dt
 import os
 
 from airflow.sdk import DAG, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow_dataops.compat import AirflowFailException
 
 from airflow_dataops.alerting.dispatch import dispatch_event
 from airflow_dataops.alerting.wiring import dag_alerting_kwargs, escalation_task

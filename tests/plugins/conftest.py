@@ -53,8 +53,14 @@ def airflow_api(airflow_db, auth_env):
     from tests.plugins.seeding import register_dags
 
     ensure_plugin_discoverable(settings.PLUGINS_FOLDER)
-    plugins_manager._get_plugins.cache_clear()  # another test may have loaded plugins before the shim existed
-    plugins_manager.get_fastapi_plugins.cache_clear()
+    # another test may have loaded plugins before the shim existed: load them again
+    if hasattr(plugins_manager, "_get_plugins"):
+        plugins_manager._get_plugins.cache_clear()
+        plugins_manager.get_fastapi_plugins.cache_clear()
+    else:  # Airflow 3.1 keeps them in module globals
+        for name in ("plugins", "fastapi_apps", "fastapi_root_middlewares", "external_views", "react_apps"):
+            setattr(plugins_manager, name, None)
+        plugins_manager.loaded_plugins.clear()  # else a second load skips what the first one loaded
     register_dags(["orders_daily", "customers_hourly", "inventory_sync", "new_pipeline"])
     app = create_app()
     with TestClient(app, base_url="http://127.0.0.1") as client:

@@ -239,7 +239,7 @@ def test_two_trigger_copies_resuming_the_sensor_give_one_outcome_and_one_record(
 
 
 def test_a_timeout_event_fails_the_same_way_each_time_it_is_delivered(sqlite_src):
-    from airflow.sdk.exceptions import AirflowSensorTimeout
+    from airflow_dataops.compat import AirflowSensorTimeout
     import types
 
     from airflow_dataops.sensors.freshness import FreshnessSensor
@@ -309,7 +309,7 @@ def test_importing_the_sensor_module_stays_cheap_for_dag_parsing():
 def test_the_deferral_tells_the_trigger_when_the_task_may_resume(sqlite_src, monkeypatch, setting, held):
     """[dataops] resume_settle_seconds: Airflow 3.3 fails a task resumed while the report of its
     deferral is in flight (apache/airflow#72716), so the trigger holds an early event that long."""
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow_dataops.compat import TaskDeferred
 
     from airflow_dataops.sensors.freshness import FreshnessSensor
 
@@ -394,7 +394,7 @@ def _ti(dag_id="skip_policy"):
 def test_an_error_event_fails_even_with_on_timeout_skip(sqlite_src):
     """What the review found: BaseSensorOperator.resume_execution turned a permanent error event
     into "Skipping due to soft_fail". The resumed sensor must fail instead."""
-    from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+    from airflow_dataops.compat import AirflowException, AirflowSkipException
 
     from airflow_dataops.sensors.freshness import FreshnessSensor
 
@@ -419,7 +419,7 @@ def test_an_error_event_fails_even_with_on_timeout_skip(sqlite_src):
 
 def test_a_timeout_where_nothing_could_be_observed_says_why_and_records_nothing(sqlite_src, freshness_rows):
     """Every poll hit its statement timeout: not "max is NULL", and no made-up NULL observation."""
-    from airflow.sdk.exceptions import AirflowSensorTimeout
+    from airflow_dataops.compat import AirflowSensorTimeout
 
     from airflow_dataops.sensors.freshness import FreshnessSensor
 
@@ -479,7 +479,7 @@ def test_a_locked_table_until_the_deadline_fails_as_unobserved_not_as_null(pg_ur
     import asyncio
 
     import sqlalchemy as sa
-    from airflow.sdk.exceptions import AirflowSensorTimeout
+    from airflow_dataops.compat import AirflowSensorTimeout
 
     from airflow_dataops.sensors.freshness import FreshnessSensor
     from airflow_dataops.triggers.freshness import FreshnessTrigger

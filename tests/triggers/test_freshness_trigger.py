@@ -48,7 +48,7 @@ def run_first_event(trigger):
 
 def test_serialize_round_trips_losslessly_through_airflow_trigger_storage():
     from airflow.models.trigger import Trigger
-    from airflow.sdk._shared.module_loading import import_string
+    from tests.support.compat import import_string
 
     original = FreshnessTrigger(
         conn_id="warehouse",
@@ -469,7 +469,7 @@ def test_a_trigger_error_event_never_carries_the_connection_password(source, mon
     import json
     import logging
 
-    from airflow.sdk.exceptions import AirflowException
+    from airflow_dataops.compat import AirflowException
     from sqlalchemy import exc as sa_exc
 
     from airflow_dataops.sensors.freshness import FreshnessSensor
