@@ -30,7 +30,6 @@ from airflow_dataops.engine.sql_timeout import (
     is_deterministic,
     is_timeout,
     prepare_connection,
-    session_timeout,
     statement_timeout,
     with_hint,
 )
@@ -46,7 +45,6 @@ class _Runner:
         self.conn, self.table, self.timeout_s, self.samples, self.ctx = conn, table, timeout_s, samples, ctx
         self.timestamp_column, self.base_dir, self.conn_id = timestamp_column, base_dir, conn_id
         self.dialect = conn.dialect
-        self.session_timeout = False  # PostgreSQL: the connection's own statement_timeout is set
 
     @property
     def dialect_name(self) -> str:
@@ -65,12 +63,13 @@ class _Runner:
         return text
 
     def run(self, stmt: Any, fetch: Callable[[sa.CursorResult], Any], *, stream: bool = False) -> Any:
-        """One statement in its own read-only transaction, under the statement timeout."""
+        """One statement in its own read-only transaction, under the statement timeout (on
+        PostgreSQL a ``SET LOCAL`` in that transaction: one more statement, nothing left behind)."""
         if isinstance(stmt, sa.Select):
             stmt = with_hint(stmt, self.dialect.name, self.timeout_s)
         trans = self.conn.begin()
         try:
-            with statement_timeout(self.conn, self.timeout_s, session_set=self.session_timeout):
+            with statement_timeout(self.conn, self.timeout_s):
                 if stream:
                     result = self.conn.execute(stmt, execution_options={"stream_results": True, "max_row_buffer": 1})
                     try:
@@ -312,8 +311,8 @@ def run_checks(
 ) -> list[CheckResult]:
     """Run ``checks`` on ``table``; one result per check, in the order given.
 
-    Aggregate checks sharing a ``where`` run as one SELECT (one scan; on PostgreSQL the statement
-    timeout is set once per pooled connection, not per scan); schema, referential, sql and (except
+    Aggregate checks sharing a ``where`` run as one SELECT (one scan; on PostgreSQL preceded by
+    ``SET LOCAL statement_timeout`` in the same transaction); schema, referential, sql and (except
     on PostgreSQL) multi-column unique checks run one statement each; ``engine: great_expectations`` and
     ``expectation`` checks go through Great Expectations. ``now`` must be timezone-aware and is
     stamped on every result.
@@ -342,12 +341,6 @@ def run_checks(
             prepare_connection(conn)
             runner = _Runner(conn, table, timeout_s=statement_timeout_s, samples=failing_rows_sample, ctx=ctx,
                              timestamp_column=timestamp_column, base_dir=base_dir, conn_id=conn_id)
-            try:
-                session_timeout(conn, statement_timeout_s)
-                runner.session_timeout = conn.dialect.name == "postgresql"
-            except SQLAlchemyError as exc:  # e.g. a pooler that refuses SET: fall back to SET LOCAL per statement
-                conn.rollback()
-                log.warning("could not set statement_timeout on the connection (%s): setting it per statement", describe_error(exc))
             for where, group in scans.items():
                 runner.scan(where, group, out)
             for i, check in separate:

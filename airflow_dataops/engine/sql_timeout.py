@@ -1,10 +1,11 @@
 """Statement timeouts per dialect, and telling a timeout (or an error no retry can fix) apart
 from other query errors.
 
-- PostgreSQL: ``SET statement_timeout`` once per pooled connection (``session_timeout``): the
-  connection remembers the value it has, so a check run costs no extra statement once its
-  connection has it. ``statement_timeout()`` (``SET LOCAL``, gone at the transaction's end) stays
-  for callers with their own timeout per query (the freshness trigger).
+- PostgreSQL: ``SET LOCAL statement_timeout`` inside the statement's own transaction, so it is
+  gone at the transaction's end. Never a session setting: behind PgBouncer in transaction pooling
+  a session ``SET`` stays on a server connection other clients get next, and a ``DISCARD ALL`` or
+  ``RESET ALL`` (PgBouncer's ``server_reset_query``, say) would silently remove it. The price is one
+  more (cheap) statement per transaction.
 - SQLite: a progress handler that interrupts the query once the deadline has passed.
 - MySQL: the ``MAX_EXECUTION_TIME`` optimizer hint on each SELECT.
 - Others: no timeout is applied (logged once per run); the database's own limits hold.
@@ -42,33 +43,16 @@ def with_hint(stmt: sa.Select, dialect_name: str, timeout_s: int) -> sa.Select:
     return stmt
 
 
-_SESSION_KEY = "dataops_statement_timeout_ms"
-
-
-def session_timeout(conn: sa.Connection, timeout_s: int) -> None:
-    """PostgreSQL: give this pooled connection the session ``statement_timeout`` (0 = none) unless
-    it already has it. Call outside a transaction; the SET is committed, so rollbacks keep it."""
-    if conn.dialect.name != "postgresql":
-        return
-    wanted = max(int(timeout_s), 0) * 1000
-    info = conn.connection.info  # lives as long as the DBAPI connection
-    if info.get(_SESSION_KEY) == wanted:
-        return
-    conn.exec_driver_sql(f"SET statement_timeout = {wanted}")
-    conn.commit()
-    info[_SESSION_KEY] = wanted
-
-
 @contextlib.contextmanager
-def statement_timeout(conn: sa.Connection, timeout_s: int, *, session_set: bool = False) -> Iterator[None]:
-    """Applies ``timeout_s`` to the statements run inside (call within a transaction)."""
+def statement_timeout(conn: sa.Connection, timeout_s: int) -> Iterator[None]:
+    """Applies ``timeout_s`` to the statements run inside (call within a transaction: on PostgreSQL
+    the setting ends with it). 0 applies none: the database's own limits hold."""
     name = conn.dialect.name
     if timeout_s <= 0:
         yield
         return
     if name == "postgresql":
-        if not session_set:
-            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s) * 1000}")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s) * 1000}")
         yield
     elif name == "sqlite":
         raw = conn.connection.dbapi_connection

@@ -96,7 +96,7 @@ def test_postgres_statement_timeout(postgresql_engine):
 
 @pytest.mark.integration
 def test_postgres_timeout_follows_the_setting_on_a_pooled_connection(postgresql_engine):
-    """The timeout is set once per connection; a changed setting is set again on the same connection."""
+    """Each run applies its own setting on the same pooled connection: nothing is left from the one before."""
     slow = parse_checks([{"type": "sql", "sql": "SELECT 1 FROM pg_sleep(2)", "expect": "truthy"}])
     engine = postgresql_engine
     (first,) = run_checks(engine, "orders", parse_checks([{"type": "row_count", "min": 1}]), now=NOW, timestamp_column=None)
