@@ -161,6 +161,18 @@ def register_dags(dag_ids, bundle: str = "dags-folder", metadata_url: str | None
         engine.dispose()
 
 
+def clear_dag_runs(dag_ids) -> None:
+    """Forget this process's Airflow DAG runs of these DAGs: other tests of the session (an example
+    pipeline's ``dag.test()``) run DAGs of the same ids, and the on-time rate counts Airflow's runs."""
+    from sqlalchemy import delete
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.execute(delete(DagRun).where(DagRun.dag_id.in_(list(dag_ids))))
+
+
 def add_dag_runs(runs) -> None:
     """DAG runs in this process's Airflow metadata DB: (dag_id, run_id, state, run_after)."""
     from airflow.models.dagrun import DagRun

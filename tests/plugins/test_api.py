@@ -8,12 +8,14 @@ from sqlalchemy import select
 from airflow_dataops.store.schema import alerts, audit
 
 from tests.plugins.conftest import auth
-from tests.plugins.seeding import demo_store
+from tests.plugins.seeding import clear_dag_runs, demo_store
 
 
 @pytest.fixture()
-def world(store):
-    return demo_store(store)
+def world(store, airflow_api):
+    facts = demo_store(store)
+    clear_dag_runs(facts["visible"] + facts["hidden"])
+    return facts
 
 
 def test_plugin_is_registered_with_the_ui_menu_and_destinations(airflow_api, tokens):
