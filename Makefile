@@ -2,6 +2,7 @@
 #
 #   make venv       .venv with this package (editable) + test/postgres extras, pinned by constraints.txt
 #   make test       the whole test suite (what .ci/run runs)
+#   make test-floor the suite minus real-process tests on the oldest supported Airflow (3.1)
 #   make demo       seed the demo warehouse and start Airflow (UI on http://127.0.0.1:8080)
 #   make demo-run   headless: run the example pipeline once and print the outcome
 #   make lock       regenerate constraints.txt after changing pyproject.toml
@@ -14,6 +15,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 PYTHON_VERSION ?= 3.11
 VENV ?= .venv
+# The oldest Airflow we support, pinned by constraints-floor.txt (Airflow 3.1, same providers).
+FLOOR_VENV ?= .venv-floor
+FLOOR_BIN := $(CURDIR)/$(FLOOR_VENV)/bin
 EXTRAS ?= test,postgres
 BIN := $(CURDIR)/$(VENV)/bin
 PYTEST_ARGS ?=
@@ -43,7 +47,7 @@ DEMO_ENV := \
 	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(DEMO_PORT)/execution/ \
 	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
 
-.PHONY: help venv uv lock lock-check test demo demo-run demo-seed compose-env clean-demo
+.PHONY: help venv venv-floor uv lock lock-check test test-floor demo demo-run demo-seed compose-env clean-demo
 
 help:
 	@sed -n '3,9p' Makefile | sed 's/^# *//'
@@ -60,16 +64,32 @@ $(VENV)/.installed: pyproject.toml constraints.txt | uv
 	VIRTUAL_ENV="$(CURDIR)/$(VENV)" $(UV) pip install --python "$(BIN)/python" -c constraints.txt -e ".[$(EXTRAS)]"
 	@touch "$@"
 
+$(FLOOR_VENV)/.installed: pyproject.toml constraints-floor.txt | uv
+	@test -x "$(FLOOR_BIN)/python" || $(UV) venv --python $(PYTHON_VERSION) "$(FLOOR_VENV)"
+	VIRTUAL_ENV="$(CURDIR)/$(FLOOR_VENV)" $(UV) pip install --python "$(FLOOR_BIN)/python" -c constraints-floor.txt -e ".[$(EXTRAS)]"
+	@touch "$@"
+
+venv-floor: $(FLOOR_VENV)/.installed
+
+# constraints.txt: the newest versions (what `make venv` installs); constraints-floor.txt: the same
+# with Airflow held to the floor release line (.ci/airflow-floor.in).
 lock: | uv
 	$(UV) pip compile pyproject.toml --all-extras --python-version $(PYTHON_VERSION) -o constraints.txt
+	@# Start from constraints.txt: uv keeps the pins it finds in the output file where it can, so the
+	@# floor differs from the main lock only where the older Airflow needs it.
+	cp constraints.txt constraints-floor.txt
+	$(UV) pip compile pyproject.toml .ci/airflow-floor.in --all-extras --python-version $(PYTHON_VERSION) -o constraints-floor.txt
 
-# Fails when constraints.txt is not what `make lock` would write now (pyproject.toml changed).
+# Fails when a constraints file is not what `make lock` would write now (pyproject.toml changed).
 lock-check: | uv
-	@tmp="$$(mktemp -d)"; cp constraints.txt "$$tmp/constraints.txt"; \
-	$(UV) pip compile --quiet pyproject.toml --all-extras --python-version $(PYTHON_VERSION) -o "$$tmp/constraints.txt"; \
-	if diff <(grep -E '^[A-Za-z0-9]' constraints.txt) <(grep -E '^[A-Za-z0-9]' "$$tmp/constraints.txt"); then \
-		echo "constraints.txt is current"; rm -rf "$$tmp"; \
-	else echo "constraints.txt is out of date with pyproject.toml: run 'make lock' and commit it" >&2; rm -rf "$$tmp"; exit 1; fi
+	@tmp="$$(mktemp -d)"; status=0; \
+	for lock in constraints.txt constraints-floor.txt; do \
+		cp "$$lock" "$$tmp/$$lock"; \
+		if [ "$$lock" = constraints.txt ]; then inputs=pyproject.toml; else inputs="pyproject.toml .ci/airflow-floor.in"; fi; \
+		$(UV) pip compile --quiet $$inputs --all-extras --python-version $(PYTHON_VERSION) -o "$$tmp/$$lock"; \
+		if diff <(grep -E '^[A-Za-z0-9]' "$$lock") <(grep -E '^[A-Za-z0-9]' "$$tmp/$$lock"); then echo "$$lock is current"; \
+		else echo "$$lock is out of date with pyproject.toml: run 'make lock' and commit it" >&2; status=1; fi; \
+	done; rm -rf "$$tmp"; exit $$status
 
 # python -m pytest puts the repo root on sys.path (tests import tests.support.*).
 # PYTEST_STATUS_FILE (optional) receives pytest's own exit code; make itself only says 2.
@@ -77,6 +97,13 @@ test: venv
 	@status=0; cd "$(CURDIR)" && "$(BIN)/python" -m pytest $(PYTEST_ARGS) || status=$$?; \
 	if [ -n "$(PYTEST_STATUS_FILE)" ]; then echo "$$status" > "$(PYTEST_STATUS_FILE)"; fi; \
 	if [ "$$status" != 0 ]; then echo "pytest exited with $$status" >&2; fi; exit "$$status"
+
+# The floor leg: everything but the tests that start real Airflow processes, a browser or the demo
+# (its make targets use .venv): those run on the newest Airflow in `make test`.
+test-floor: venv-floor
+	@status=0; cd "$(CURDIR)" && "$(FLOOR_BIN)/python" -m pytest -m "not e2e and not browser" --ignore=tests/demo $(PYTEST_ARGS) || status=$$?; \
+	if [ -n "$(PYTEST_STATUS_FILE)" ]; then echo "$$status" > "$(PYTEST_STATUS_FILE)"; fi; \
+	if [ "$$status" != 0 ]; then echo "pytest (Airflow floor) exited with $$status" >&2; fi; exit "$$status"
 
 demo-seed: venv
 	"$(BIN)/python" -m airflow_dataops.demo.seed "$(DEMO_WAREHOUSE)" $(DEMO_SEED_ARGS)
