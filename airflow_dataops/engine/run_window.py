@@ -4,26 +4,25 @@ interval: Airflow 3's default cron timetable), the logical date, or the previous
 interval on a first run. The check operator and the freshness sensor then drop the filter and say
 so, rather than comparing with ``'None'`` (an error on PostgreSQL) or selecting nothing.
 
-Two ways to find out: ``filter_cannot_apply`` reads the unrendered text (names inside ``{{ }}`` or
-``{% %}``), and ``guarded_context`` gives Jinja a context in which each missing run value is a
-``MissingRunValue``: rendering it raises ``MissingRunValueError``, while ``{% if data_interval_start %}``
-is simply false (so a guarded template still renders). No Airflow imports here.
+One rule, one way to apply it: ``render_guarded`` renders the text with ``guarded_context``, in
+which each missing run value is a ``MissingRunValue``, read directly (``{{ data_interval_start }}``)
+or through ``dag_run`` (``{{ dag_run.data_interval_start }}``). Rendering one raises
+``MissingRunValueError`` and the caller learns why; ``{% if data_interval_start %}`` is simply false,
+so a guarded template still renders. No Airflow imports here.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 INTERVAL_KEYS = ("data_interval_start", "data_interval_end")
 LOGICAL_KEYS = ("logical_date", "ds", "ds_nodash", "ts", "ts_nodash", "ts_nodash_with_tz")
 PREVIOUS_KEYS = ("prev_data_interval_start_success", "prev_data_interval_end_success",
                  "prev_start_date_success", "prev_end_date_success")
-RUN_TIME_KEYS = INTERVAL_KEYS + LOGICAL_KEYS + PREVIOUS_KEYS
 
-_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
-_NAME = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(RUN_TIME_KEYS) + r")(?![A-Za-z0-9_])")
+#: What a ``dag_run`` lends to templates that a run may lack (checked like the context's own names).
+DAG_RUN_KEYS = ("data_interval_start", "data_interval_end", "logical_date")
 
 
 def _absent(value: Any) -> bool:
@@ -44,35 +43,6 @@ def missing_run_values(context: Mapping[str, Any]) -> dict[str, str]:
         if _absent(context.get(key)):
             missing[key] = f"has no {key} (no earlier successful run)"
     return missing
-
-
-def referenced_run_values(raw: str | None) -> list[str]:
-    """The run-time names used inside the Jinja blocks of ``raw``."""
-    if not raw:
-        return []
-    return list(dict.fromkeys(m.group(1) for block in _BLOCK.findall(raw) for m in _NAME.finditer(block)))
-
-
-def filter_cannot_apply(raw_where: str | None, context: Mapping[str, Any]) -> str | None:
-    """Why the (unrendered) ``raw_where`` cannot apply to this run, or None when it can."""
-    missing = missing_run_values(context)
-    for name in referenced_run_values(raw_where):
-        if name in missing:
-            return missing[name]
-    return None
-
-
-_DAG_RUN_NAME = re.compile(r"(?<![A-Za-z0-9_])dag_run\s*\.\s*(data_interval_start|data_interval_end|logical_date)(?![A-Za-z0-9_])")
-
-
-def dag_run_value_missing(raw: str | None, context: Mapping[str, Any]) -> str | None:
-    """Like ``filter_cannot_apply`` for values read through ``dag_run`` (which no context guard replaces)."""
-    missing = missing_run_values(context)
-    for block in _BLOCK.findall(raw or ""):
-        for m in _DAG_RUN_NAME.finditer(block):
-            if m.group(1) in missing:
-                return missing[m.group(1)]
-    return None
 
 
 class MissingRunValueError(Exception):
@@ -113,9 +83,46 @@ class MissingRunValue:
         return hash(self._name)
 
 
+class _GuardedDagRun:
+    """The run's ``dag_run`` whose missing interval or logical date reads as a ``MissingRunValue``;
+    everything else (``conf``, ``run_id``, ...) is the run's own."""
+
+    def __init__(self, dag_run: Any, missing: dict[str, str]):
+        self._dag_run, self._missing = dag_run, missing
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_"):  # never our own fields (copy, pickle); Jinja's sandbox refuses them anyway
+            raise AttributeError(attr)
+        if attr in self._missing:
+            return MissingRunValue(f"dag_run.{attr}", self._missing[attr])
+        return getattr(self._dag_run, attr)
+
+    def __str__(self) -> str:
+        return str(self._dag_run)
+
+    def __repr__(self) -> str:
+        return repr(self._dag_run)
+
+
 def guarded_context(context: Mapping[str, Any]) -> dict[str, Any]:
-    """``context`` with every missing run value replaced by a ``MissingRunValue``."""
+    """``context`` with every missing run value replaced by a ``MissingRunValue`` (also those read
+    through ``dag_run``)."""
+    missing = missing_run_values(context)
     guarded = dict(context)
-    for name, why in missing_run_values(context).items():
+    for name, why in missing.items():
         guarded[name] = MissingRunValue(name, why)
+    through_dag_run = {key: missing[key] for key in DAG_RUN_KEYS if key in missing}
+    if through_dag_run and context.get("dag_run") is not None:
+        guarded["dag_run"] = _GuardedDagRun(context["dag_run"], through_dag_run)
     return guarded
+
+
+def render_guarded(render: Callable[[str, Mapping[str, Any]], Any], text: str,
+                   context: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(rendered text, None)``, or ``(None, why)`` when the template uses a run value this run
+    lacks. ``render(text, context)`` is the task's own Jinja rendering (``render_template``)."""
+    try:
+        rendered = render(text, guarded_context(context))
+        return (rendered if isinstance(rendered, str) else str(rendered)), None  # str(): native rendering
+    except MissingRunValueError as exc:
+        return None, f"this run {exc.why} (the template uses {exc.name})"

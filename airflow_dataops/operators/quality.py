@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_dataops.operators import rendering
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -47,7 +49,6 @@ log = logging.getLogger(__name__)
 MAX_LISTED = 10
 MAX_VALUE_CHARS = 200  # per observed / expected value in the failure message
 MAX_TEXT_CHARS = 400  # per error or verdict message in the failure message
-TEMPLATED_CHECK_KEYS = ("where", "sql")
 
 
 class CheckExecutionError(RuntimeError):
@@ -125,87 +126,28 @@ class DataQualityOperator(BaseOperator):
     def _do_render_template_fields(self, parent: Any, template_fields: Any, context: Context, jinja_env: Any,
                                    seen_oids: set[int]) -> None:
         """Airflow renders every string of a templated field; in ``checks`` only ``where`` and
-        ``sql`` are templates (a password-shaped ``{{ conn.x.password }}`` in an expectation's
-        ``kwargs`` stays text). Mapped tasks come through here too."""
+        ``sql`` are templates (``operators.rendering``). Mapped tasks come through here too."""
         if parent is not self or "checks" not in template_fields:
             super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
             return
         rest = [f for f in template_fields if f != "checks"]
         if rest:
             super()._do_render_template_fields(parent, rest, context, jinja_env, seen_oids)
-        self.checks = self._render_checks(context, jinja_env)
+        rendered = rendering.render_checks(self._renderer(jinja_env), self.checks, context)
+        self.checks, self._run_notes, self._run_errors = rendered.checks, rendered.notes, rendered.errors
 
-    def _render_guarded(self, text: str, context: Context, jinja_env: Any) -> tuple[str | None, str | None]:
-        """(rendered text, None), or (None, why) when the template uses a run value this run lacks."""
-        from airflow_dataops.engine.run_window import MissingRunValueError, guarded_context
+    def _renderer(self, jinja_env: Any) -> rendering.Render:
+        return lambda text, ctx: self.render_template(text, ctx, jinja_env)
 
-        try:
-            rendered = self.render_template(text, guarded_context(context), jinja_env)
-            return (rendered if isinstance(rendered, str) else str(rendered)), None  # str(): native rendering
-        except MissingRunValueError as exc:
-            return None, f"this run {exc.why} (the template uses {exc.name})"
-
-    def _render_checks(self, context: Context, jinja_env: Any) -> list[dict[str, Any]]:
-        from airflow_dataops.config.types import is_sql_file
-        from airflow_dataops.engine.run_window import dag_run_value_missing
-
-        self._run_notes, self._run_errors = {}, {}
-        out = []
-        for i, check in enumerate(self.checks):
-            check = dict(check)
-            where = check.get("where")
-            if isinstance(where, str):
-                rendered, why = self._render_guarded(where, context, jinja_env)
-                if why is None and dag_run_value_missing(where, context):  # {{ dag_run.data_interval_start }}
-                    why = f"this run {dag_run_value_missing(where, context)}"
-                if why:
-                    self._run_notes[i] = f"`where` dropped: {why}, so the check ran over all rows"
-                    log.warning("check %s: %s (filter was %r)", check.get("name") or check.get("type"), self._run_notes[i], where)
-                    check["where"] = None
-                else:
-                    check["where"] = rendered
-            sql = check.get("sql")
-            if check.get("type") == "sql" and isinstance(sql, str) and not is_sql_file(sql):
-                rendered, why = self._render_guarded(sql, context, jinja_env)
-                if why:
-                    self._run_errors[i] = _cannot_template(why)
-                else:
-                    check["sql"] = rendered
-            out.append(check)
-        return out
-
-    # ------------------------------------------------------------------ helpers
     def _base_dir(self) -> Path | None:
+        """Where relative ``.sql`` files are: ``base_dir``, or the DAG file's folder."""
         if self.base_dir:
             return Path(self.base_dir)
         if self.has_dag() and self.dag.fileloc:
             return Path(self.dag.fileloc).parent
         return None
 
-    def _resolve_sql_files(self, context: Context, checks: list[BaseCheck]) -> list[BaseCheck]:
-        """Reads each ``.sql`` file (relative to ``base_dir`` or the DAG file) and renders it; a file
-        that cannot be read becomes that check's error, with the real reason."""
-        from airflow_dataops.config.types import is_sql_file
-        from airflow_dataops.engine.outcome import CONFIG_ERROR
-        from airflow_dataops.engine.sql_separate import CheckConfigError, load_sql
-
-        base = self._base_dir()
-        out = []
-        for i, check in enumerate(checks):
-            sql = getattr(check, "sql", None)
-            if check.type == "sql" and is_sql_file(sql) and i not in self._run_errors:
-                try:
-                    rendered, why = self._render_guarded(load_sql(check, base), context, self.get_template_env())
-                except CheckConfigError as exc:
-                    self._run_errors[i] = CONFIG_ERROR + str(exc)
-                else:
-                    if why:
-                        self._run_errors[i] = _cannot_template(why)
-                    else:
-                        check = check.model_copy(update={"sql": rendered})
-            out.append(check)
-        return out
-
+    # ------------------------------------------------------------------ running
     def _frame(self, context: Context, task_id: str) -> Any:
         import pandas as pd
 
@@ -276,7 +218,8 @@ class DataQualityOperator(BaseOperator):
             checks = parse_checks(self.checks)
         except ValueError as exc:  # a rendered value that is not valid: retrying will not fix it
             raise AirflowFailException(f"{self.task_id}: invalid check configuration after rendering: {exc}") from None
-        checks = self._resolve_sql_files(context, checks)
+        checks = rendering.resolve_sql_files(self._renderer(self.get_template_env()), checks, context, self._base_dir(),
+                                             self._run_errors)
         notes = self._run_notes
         # volume_anomaly compares counts of the same rows only: filtered with filtered, whole table with whole table
         where_applied = {c.check_name: c.where is not None for c in checks}
@@ -398,13 +341,6 @@ def _describe(result: CheckResult) -> str:
 def _store_label(store: Any) -> str:
     """``connection 'dataops_results' (postgresql)`` or ``embedded SQLite file /path`` (no advice)."""
     return str(store.description).split(", because ")[0]
-
-
-def _cannot_template(why: str) -> str:
-    from airflow_dataops.engine.outcome import CONFIG_ERROR
-
-    return (CONFIG_ERROR + f"the check's SQL cannot run: {why}. Guard that part of the template with "
-            "{% if data_interval_start %}...{% endif %} (or the value it uses), or run it on a run that has the value")
 
 
 def _with_note(result: CheckResult, note: str) -> CheckResult:

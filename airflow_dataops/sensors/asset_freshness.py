@@ -10,7 +10,7 @@ from airflow.sdk.bases.sensor import PokeReturnValue
 
 from airflow_dataops.compat import AirflowSensorTimeout, newest_asset_event_timestamp
 from airflow_dataops.config.types import format_duration
-from airflow_dataops.sensors.freshness import _FreshnessBase
+from airflow_dataops.sensors.freshness_base import _FreshnessBase
 from airflow_dataops.timeutil import human_duration, parse_utc, utcnow
 
 if TYPE_CHECKING:

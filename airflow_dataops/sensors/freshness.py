@@ -23,177 +23,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
 
-from airflow_dataops.compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
-from airflow_dataops.config.types import check_identifier, format_duration, parse_duration
+from airflow_dataops.compat import AirflowException, AirflowSensorTimeout
+from airflow_dataops.config.types import check_identifier, format_duration
+from airflow_dataops.sensors.freshness_base import (  # noqa: F401 - TIMED_OUT_XCOM_KEY: imported from here too
+    DEFERRAL_GRACE_S,
+    TIMED_OUT_XCOM_KEY,
+    _FreshnessBase,
+)
 from airflow_dataops.timeutil import human_duration, utcnow
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_dataops.triggers.freshness import Observation
-
-#: Extra time the scheduler waits past the trigger's own deadline before failing the deferral
-#: itself (only matters when no triggerer runs at all; a restarted one fires the deadline).
-DEFERRAL_GRACE_S = 300.0
-
-ON_TIMEOUT = ("fail", "skip")
-#: XCom key a sensor that skipped on its timeout leaves behind: the alert watch reads it to tell
-#: "this run skipped its work because data was late" (proves nothing) from an ordinary branch skip.
-TIMED_OUT_XCOM_KEY = "dataops_timed_out"
-
-
-def _seconds(value: dt.timedelta | float | str | None, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    try:
-        return parse_duration(value).total_seconds()
-    except ValueError as exc:
-        raise ValueError(f"`{name}`: {exc}") from None
-
-
-class _FreshnessBase(BaseSensorOperator):
-    """What both sensors share: timeout policy, the results-store record, the alert."""
-
-    def __init__(
-        self,
-        *,
-        max_age: dt.timedelta | str | float,
-        timeout: dt.timedelta | float | str | None = None,
-        soft_fail: bool = False,
-        on_timeout: str | None = None,
-        pipeline: str | None = None,
-        environment: str | None = None,
-        alerts: dict | None = None,
-        notifications: bool = True,
-        source_name: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if on_timeout is not None and on_timeout not in ON_TIMEOUT:
-            raise ValueError(f"`on_timeout` must be 'fail' or 'skip', got {on_timeout!r}")
-        # Airflow's soft_fail skips on *any* error (BaseSensorOperator.resume_execution and poke's
-        # AirflowFailException path): a dropped table would skip the pipeline silently. So Airflow
-        # gets soft_fail=False and the timeout handlers below skip only on a timeout.
-        super().__init__(timeout=_seconds(timeout, "timeout"), soft_fail=False, **kwargs)
-        self.skip_on_timeout = bool(soft_fail) or on_timeout == "skip"
-        self.on_timeout = "skip" if self.skip_on_timeout else "fail"
-        self.max_age_s = _seconds(max_age, "max_age")
-        if not self.max_age_s or self.max_age_s <= 0:
-            raise ValueError(f"`max_age` must be longer than zero, got {max_age!r}")
-        self.pipeline = pipeline
-        self.environment = environment
-        self.alerts = alerts
-        self.notifications = notifications
-        self.source_name = source_name
-        if alerts and not self.on_failure_callback:
-            # An error (not a timeout) fails the task; after its last try this says so on the
-            # channels. DAGs from the factory (and dag_alerting_kwargs) already carry one.
-            from airflow_dataops.alerting.callbacks import TaskFailureNotifier
-
-            self.on_failure_callback = [TaskFailureNotifier(
-                ctx={"pipeline": pipeline, "environment": environment, "owner": getattr(self, "owner", None)},
-                alerts=alerts, notifications=notifications,
-            )]
-
-    # ---------------------------------------------------------------- helpers
-    def _run_ref(self, context: Context):
-        from airflow_dataops import settings
-        from airflow_dataops.store.results import RunRef
-
-        ti = context["ti"]
-        return RunRef(
-            pipeline=self.pipeline or ti.dag_id,
-            dag_id=ti.dag_id,
-            run_id=ti.run_id,
-            task_id=ti.task_id,
-            environment=self.environment or settings.get("environment"),
-            map_index=getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1,
-            try_number=getattr(ti, "try_number", 1) or 1,
-        )
-
-    def _subject(self) -> str:
-        return self.source_name or self.task_id
-
-    def _record(self, context: Context, *, table: str, column: str, obs: Observation) -> None:
-        """Upsert the final observation; a store outage is logged, never changes the outcome."""
-        try:
-            from airflow_dataops.store.results import ResultsStore
-
-            ResultsStore.default().record_freshness(
-                self._run_ref(context),
-                source="sensor",
-                table=table,
-                column=column,
-                newest=obs.newest,
-                observed_at=obs.observed_at,
-                max_age_s=obs.max_age_s,
-                fresh=obs.fresh,
-            )
-        except Exception:  # noqa: BLE001
-            self.log.exception("could not record the freshness observation in the results store")
-
-    def _alert(self, context: Context, message: str, details: dict[str, Any]) -> None:
-        if not self.alerts:
-            return
-        try:
-            from airflow_dataops.alerting.dispatch import dispatch_event
-        except ImportError:
-            self.log.warning("alerting is not available: no freshness_timeout alert sent")
-            return
-        run = self._run_ref(context)
-        ctx = {
-            "pipeline": run.pipeline,
-            "dag_id": run.dag_id,
-            "environment": run.environment,
-            "owner": getattr(self, "owner", None),
-            "notifications": self.notifications,
-            "ui_base_url": None,
-        }
-        try:
-            dispatch_event(
-                ctx, run, "freshness_timeout", self._subject(), message, details, self.alerts, self.notifications
-            )
-        except Exception:  # noqa: BLE001 - alerting must never change the task outcome
-            self.log.exception("sending the freshness_timeout alert failed")
-
-    def _timed_out(self, context: Context, message: str, details: dict[str, Any]):
-        """Log, alert, then skip (on_timeout=skip) or fail without retry."""
-        self.log.error("%s", message)
-        self._alert(context, message, details)
-        if self.skip_on_timeout:
-            ti = context.get("ti") if hasattr(context, "get") else None
-            try:
-                ti.xcom_push(key=TIMED_OUT_XCOM_KEY, value=message)
-            except Exception:  # noqa: BLE001 - a marker for the alert watch, never the outcome
-                self.log.warning("could not leave the timed-out marker for the alert watch")
-            raise AirflowSkipException(f"{message} (on_timeout=skip: downstream tasks are skipped)")
-        raise AirflowSensorTimeout(message)
-
-    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context):
-        # BaseSensorOperator turns the scheduler's deferral timeout (no triggerer answered in time)
-        # into AirflowSensorTimeout: that is a timeout too, so it gets the same message, alert and
-        # on_timeout policy. Everything else (our own timeout or skip, real errors) passes through.
-        from airflow_dataops.compat import TaskDeferralTimeout
-
-        try:
-            return super().resume_execution(next_method, next_kwargs, context)
-        except AirflowSensorTimeout as exc:
-            if not isinstance(exc.__cause__, TaskDeferralTimeout):
-                raise
-            self._deferral_timed_out(context)
-            raise
-
-    def _deferral_timed_out(self, context: Context) -> None:
-        self._timed_out(
-            context,
-            f"{self._subject()}: the triggerer did not report within the sensor's timeout "
-            f"({human_duration(self.timeout)}) plus {human_duration(DEFERRAL_GRACE_S)}: is a triggerer running?",
-            {},
-        )
 
 
 class FreshnessSensor(_FreshnessBase):
@@ -203,7 +47,9 @@ class FreshnessSensor(_FreshnessBase):
     :param table: table, optionally schema-qualified (``analytics.orders``).
     :param timestamp_column: column whose maximum is the newest row's time.
     :param max_age: ``timedelta``, seconds, or a duration like ``"2 hours"``.
-    :param where: optional filter, one SQL condition (templated), e.g. ``"region = 'eu'"``.
+    :param where: optional filter, one SQL condition (templated), e.g. ``"region = 'eu'"``. One that
+        uses a run value the run lacks (the data interval of a manual run, read directly or through
+        ``dag_run``) is dropped, as in the check operator; the log and the result's ``note`` say so.
     :param timezone: IANA zone of naive timestamps (default UTC).
     :param deferrable: wait in the triggerer (the default unless ``mode`` is given). ``False`` uses
         ``mode`` (default ``"poke"``) instead.
@@ -222,7 +68,8 @@ class FreshnessSensor(_FreshnessBase):
     :param notifications: False silences alerts for this environment.
     :param source_name: name of this source in alerts and the UI (default: the task id).
 
-    Returns (XCom) ``{"table", "newest", "lag_s", "max_age_s", "observed_at", "fresh"}``.
+    Returns (XCom) ``{"table", "newest", "lag_s", "max_age_s", "observed_at", "fresh"}``, and ``"note"``
+    when the ``where`` was dropped.
     """
 
     template_fields = ("where",)
@@ -276,10 +123,30 @@ class FreshnessSensor(_FreshnessBase):
         self.table = check_identifier(table, dotted=True)
         self.timestamp_column = check_identifier(timestamp_column)
         self.where = where
-        self._raw_where = where  # before templating: does it refer to the run's data interval?
+        self._raw_where = where  # the template, rendered for each run (``_do_render_template_fields``)
+        self._where_note: str | None = None  # why this run's `where` was dropped (set when rendering)
         self.timezone = timezone
         self.deferrable = deferrable
         self._last: Observation | None = None
+
+    # ------------------------------------------------------------- rendering
+    def _do_render_template_fields(self, parent: Any, template_fields: Any, context: Context, jinja_env: Any,
+                                   seen_oids: set[int]) -> None:
+        """``where`` renders by the check operator's rule (``engine.run_window.render_guarded``): a
+        filter that uses a run value this run lacks (``{{ data_interval_start }}`` or
+        ``{{ dag_run.data_interval_start }}`` on a manual run, a zero-width interval) is dropped,
+        and the log and the result say so."""
+        if parent is not self or "where" not in template_fields or not isinstance(self._raw_where, str):
+            super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+            return
+        rest = [f for f in template_fields if f != "where"]
+        if rest:
+            super()._do_render_template_fields(parent, rest, context, jinja_env, seen_oids)
+        from airflow_dataops.engine.run_window import render_guarded
+        from airflow_dataops.operators.rendering import dropped_filter_note
+
+        self.where, why = render_guarded(lambda text, ctx: self.render_template(text, ctx, jinja_env), self._raw_where, context)
+        self._where_note = dropped_filter_note(why, "the newest row of the whole table counts") if why else None
 
     # ------------------------------------------------------------- observing
     def _where_sql(self) -> str | None:
@@ -311,7 +178,10 @@ class FreshnessSensor(_FreshnessBase):
         return obs
 
     def _result(self, obs: Observation) -> dict[str, Any]:
-        return {"table": self.table, **obs.to_payload(), "fresh": obs.fresh}
+        result = {"table": self.table, **obs.to_payload(), "fresh": obs.fresh}
+        if self._where_note:
+            result["note"] = self._where_note
+        return result
 
     def _succeed(self, context: Context, obs: Observation) -> dict[str, Any]:
         self._record(context, table=self.table, column=self.timestamp_column, obs=obs)
@@ -319,7 +189,7 @@ class FreshnessSensor(_FreshnessBase):
 
     def timeout_message(self, obs: Observation | None, waited_s: float | None = None, reason: str | None = None) -> str:
         """What the timeout found. ``obs`` None: nothing could be observed (``reason`` says why)."""
-        where = f" where ({self.where})" if self.where else ""
+        where = f" where ({self.where})" if self.where else (f" ({self._where_note})" if self._where_note else "")
         head = f"{self._subject()}: {self.table}.{self.timestamp_column}{where} on connection {self.conn_id!r}"
         allowed = format_duration(dt.timedelta(seconds=self.max_age_s))
         waited = f" after waiting {human_duration(waited_s)}" if waited_s is not None else ""
@@ -351,13 +221,8 @@ class FreshnessSensor(_FreshnessBase):
         return PokeReturnValue(True, self._result(obs)) if obs.fresh else False
 
     def execute(self, context: Context) -> Any:
-        from airflow_dataops.engine.run_window import filter_cannot_apply
-
-        why = filter_cannot_apply(self._raw_where, context)
-        if why:
-            self.log.warning("`where` dropped: this run %s (manual or asset-triggered), so the newest row of the "
-                             "whole table counts (filter was %r)", why, self._raw_where)
-            self.where = None
+        if self._where_note:
+            self.log.warning("%s (filter was %r)", self._where_note, self._raw_where)
         if not self.deferrable:
             try:
                 result = super().execute(context)

@@ -111,6 +111,25 @@ def test_where_with_data_interval_is_dropped_on_a_manual_run(load_dag, dag_id, w
     assert paid["observed"] == 2 and "dropped" not in paid["message"]
 
 
+def test_where_reading_the_interval_through_dag_run_follows_the_same_rule(load_dag, dag_id, warehouse, stored):
+    """`{{ dag_run.data_interval_start }}` on a manual run is dropped like `{{ data_interval_start }}`,
+    with the note the results store recognises (DROPPED_FILTER_NOTE); a guarded one renders and applies."""
+    from airflow_dataops.store.results import DROPPED_FILTER_NOTE
+
+    checks = [{"type": "row_count", "min": 5, "name": "interval_rows", "where": "updated_at >= '{{ dag_run.data_interval_start }}'"},
+              {"type": "row_count", "min": 4, "max": 4, "name": "guarded",
+               "where": "{% if dag_run.data_interval_start %}updated_at >= '{{ dag_run.data_interval_start }}'"
+                        "{% else %}status <> 'shipped'{% endif %}"}]
+    dr = quality_dag(load_dag, dag_id, warehouse, checks).test()
+    assert states(dr)["quality"] == "success"
+    interval, guarded = ti_of(dr).xcom_pull(task_ids="quality")
+    note = (f"{DROPPED_FILTER_NOTE}: this run has no data interval (the template uses dag_run.data_interval_start), "
+            "so the check ran over all rows")
+    assert interval["observed"] == 5 and note in interval["message"]
+    assert note in stored(dag_id, dr.run_id)["interval_rows"]["message"]
+    assert (guarded["status"], guarded["observed"]) == ("passed", 4) and DROPPED_FILTER_NOTE not in guarded["message"]
+
+
 def test_where_with_data_interval_applies_on_a_scheduled_run(load_dag, dag_id, warehouse):
     import datetime as dt
 

@@ -133,6 +133,58 @@ def test_a_data_interval_filter_is_dropped_on_a_run_without_an_interval(load_dag
     assert "`where` dropped: this run has no data interval" in capfd.readouterr().out
 
 
+@pytest.mark.parametrize("mode", ["deferrable", "poke"])
+def test_a_dag_run_interval_filter_is_dropped_on_a_manual_run_the_same_way(load_dag, sqlite_src, dag_id, capfd, mode):
+    """`{{ dag_run.data_interval_start }}` follows the rule `{{ data_interval_start }}` does (the check
+    operator's): dag.test()'s manual run has a zero-width interval, so the filter, which would
+    select nothing, is dropped; the log and the sensor's result say so."""
+    sqlite_src.insert_age(5)
+    how = {"deferrable": {}, "poke": {"mode": "'poke'"}}[mode]
+    dr = sensor_dag(load_dag, dag_id, sqlite_src, max_age="'1 hour'", timeout=3, poke_interval=0.2,
+                    where="\"updated_at >= '{{ dag_run.data_interval_start }}'\"", **how).test()
+    assert states(dr)["wait_for_events"] == "success"
+    note = xcom(dr)["note"]
+    assert note.startswith("`where` dropped: this run has no data interval (the template uses dag_run.data_interval_start)"), note
+    assert note in capfd.readouterr().out
+
+
+def test_a_guarded_filter_renders_and_is_applied(load_dag, sqlite_src, dag_id, capfd):
+    """`{% if dag_run.data_interval_start %}` is false on a run without an interval: the template
+    renders its other branch, which applies (other `dag_run` values render as usual). Applied, it
+    keeps only the stale `us` rows: the sensor times out saying which filter it used."""
+    sqlite_src.insert_age(5, region="eu")
+    sqlite_src.insert_age(7200, region="us")
+    where = ("\"{% if dag_run.data_interval_start %}updated_at >= '{{ dag_run.data_interval_start }}'"
+             "{% else %}region = 'us' AND '{{ dag_run.run_id }}' LIKE 'manual%'{% endif %}\"")
+    dr = sensor_dag(load_dag, dag_id, sqlite_src, max_age="'1 hour'", timeout=1, poke_interval=0.2, where=where).test()
+    assert states(dr)["wait_for_events"] == "failed"
+    text = capfd.readouterr().out
+    assert "where (region = 'us' AND 'manual__" in text and "is stale after waiting 1s" in text
+    assert "`where` dropped" not in text
+
+
+def test_the_default_failure_alert_records_the_active_environment(load_dag, sqlite_src, dag_id, monkeypatch):
+    """A sensor given `alerts` (no environment) gets a TaskFailureNotifier; its task_failed alert
+    carries `[dataops] environment`, as the sensor's own records do, never "unknown"."""
+    import sqlalchemy as sa
+
+    from airflow_dataops.store.results import ResultsStore
+    from airflow_dataops.store.schema import alerts as alerts_table
+
+    monkeypatch.setenv("AIRFLOW__DATAOPS__ENVIRONMENT", "staging")
+    alerts = {"channels": [{"slack": {"channel": "#data-late", "conn_id": None}}], "on": None, "escalation": None, "repeat": None}
+    dag = load_dag(dag_id, DAG_TEMPLATE.format(dag_id=dag_id, conn_id=sqlite_src.conn_id,
+                                               kwargs=f"max_age='1 hour', timeout=60, alerts={alerts!r}, notifications=False,")
+                   .replace('table="events"', 'table="no_such_table"'))
+    dr = dag.test()
+    assert states(dr)["wait_for_events"] == "failed"
+    with ResultsStore.default().engine.connect() as conn:
+        rows = conn.execute(sa.select(alerts_table.c.event, alerts_table.c.environment, alerts_table.c.status, alerts_table.c.message)
+                            .where(alerts_table.c.dag_id == dag_id)).all()
+    assert [(r.event, r.environment, r.status) for r in rows] == [("task_failed", "staging", "suppressed")], rows
+    assert "unknown" not in (rows[0].message or "")
+
+
 def test_poke_mode_waits_in_the_worker_then_succeeds(tmp_path, load_dag, sqlite_src, dag_id, freshness_rows):
     sqlite_src.insert_age(7200)
     marker = tmp_path / "started"
