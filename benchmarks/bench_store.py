@@ -3,7 +3,7 @@
 Full run (by hand): write throughput on PostgreSQL and on a SQLite file (one writer, then several
 writer processes at once), then 1,000 pipelines x 125 runs x 8 checks = 1,000,000 check results
 seeded server-side into a fresh PostgreSQL database on 127.0.0.1, and the reads timed on it:
-``observed_history`` (what ``volume_anomaly`` asks every run), ``previous_status`` (alerting),
+``observed_history`` (what ``volume_anomaly`` asks every run), ``previous_check_status`` (alerting),
 ``latest_results`` and ``results_for_run`` (UI), one ``record_results`` into the big table, and a
 ``purge`` that deletes the oldest ~28% of rows (older than 90 days in the full run).
 
@@ -140,6 +140,7 @@ def bench_writes(label: str, url: str, writers: int, calls: int) -> None:
               f"  ({total} calls of {CHECKS_PER_CALL} results in {elapsed:.2f} s)")
 
 
+ENVIRONMENT = "production"  # of every seeded result
 SEED_SQL = """
 INSERT INTO dataops_check_results (pipeline, dag_id, run_id, task_id, map_index, try_number, environment,
     table_name, check_name, check_type, action, status, passed, observed, expected, message, sql, engine,
@@ -177,6 +178,7 @@ def timed(label: str, repeat: int, call) -> float:
 
 
 def bench_reads(store, args) -> dict[str, float]:
+    from airflow_dataops.store.alerts import previous_check_status
     from airflow_dataops.store.results import RunRef
 
     rng = random.Random(42)
@@ -192,9 +194,10 @@ def bench_reads(store, args) -> dict[str, float]:
             "observed_history(pipeline, check, 14)", args.repeat,
             lambda: store.observed_history(pipeline(), f"check_{rng.randint(1, args.checks)}", 14,
                                            exclude_run_id=f"scheduled__{args.runs:05d}")),
-        "previous_status": timed(
-            "previous_status(dag, check, before_run_id=...)", args.repeat,
-            lambda: store.previous_status(pipeline(), f"check_{rng.randint(1, args.checks)}", before_run_id=run_id())),
+        "previous_check_status": timed(
+            "previous_check_status(dag, check, run, env)", args.repeat,
+            lambda: previous_check_status(store.engine, pipeline(), f"check_{rng.randint(1, args.checks)}", run_id(),
+                                          environment=ENVIRONMENT)),
         "latest_results": timed("latest_results(dag)", args.repeat, lambda: store.latest_results(pipeline())),
         "results_for_run": timed("results_for_run(dag, run)", args.repeat,
                                  lambda: store.results_for_run(pipeline(), run_id())),

@@ -100,6 +100,7 @@ class SlaMissNotifier(BaseNotifier):
         from airflow_dataops.alerting import channels as channel_mod
         from airflow_dataops.alerting.dispatch import async_deliver
         from airflow_dataops.alerting.message import make_alert
+        from airflow_dataops.alerting.wiring import alerting_configured
 
         dag_run = _dag_run(context)
         run_id = dag_run["run_id"]
@@ -118,9 +119,8 @@ class SlaMissNotifier(BaseNotifier):
             # No alerting at all (no channels, no escalation): nothing will ever resolve the miss
             # (there is no alert watch) and nobody is to hear of it, so it is recorded already closed:
             # it counts in the on-time rate without piling up as an "open alert".
-            alerting = bool(self.alerts.get("channels")) or bool(self.alerts.get("escalation"))
             return await async_deliver(alert, channels, notifications=self.notifications,
-                                       unrouted_resolution=None if alerting else NOT_ALERTED)
+                                       unrouted_resolution=None if alerting_configured(self.alerts) else NOT_ALERTED)
         await self._wait_for_the_first_alert(alert, channels)
         return await escalate(self.ctx, self.alerts, self.notifications, alert, self.after_seconds)
 
@@ -130,12 +130,17 @@ class SlaMissNotifier(BaseNotifier):
         from airflow_dataops.store import alerts as store
 
         engine = await asyncio.to_thread(store.store_engine)
-        first = await asyncio.to_thread(store.incident, engine, alert["dag_id"], alert["run_id"], "sla_miss", "sla")
+
+        def first_alert():
+            return store.incident(engine, alert["dag_id"], alert["run_id"], "sla_miss", "sla",
+                                  environment=alert["environment"])
+
+        first = await asyncio.to_thread(first_alert)
         if first is None:
             log.warning("the SLA escalation deadline of run %s fired before its SLA miss was recorded (both came due "
                         "together: scheduler or triggerer backlog): sending the SLA miss first", alert["run_id"])
             await async_deliver(alert, channels, notifications=self.notifications, engine=engine)
-            first = await asyncio.to_thread(store.incident, engine, alert["dag_id"], alert["run_id"], "sla_miss", "sla")
+            first = await asyncio.to_thread(first_alert)
         if first is None or first["acknowledged"] or first["resolved"]:
             return  # nothing to wait for: escalate() records why it does not escalate
         due = first["created_at"] + dt.timedelta(seconds=float(self.after_seconds or 0))
@@ -147,8 +152,12 @@ class SlaMissNotifier(BaseNotifier):
 
 
 def _escalated(alert: dict[str, Any], after_seconds: float | None) -> dict[str, Any]:
-    """The tier-1 form of an alert (or of a combined message)."""
+    """The tier-1 form of an alert (or of a combined message), saying how to acknowledge it."""
+    from airflow_dataops.alerting.message import ack_command
+
     many = int((alert.get("details") or {}).get("count") or 1) > 1
+    ack = ack_command(alert["dag_id"], alert["run_id"], alert["environment"], alert["event"],
+                      None if many else alert["subject"])
     return {
         **alert,
         "tier": 1,
@@ -156,7 +165,7 @@ def _escalated(alert: dict[str, Any], after_seconds: float | None) -> dict[str, 
         "title": f"Unacknowledged for {human_duration(after_seconds)}: {alert['title']}",
         "summary": f"{alert['summary']}{chr(10) if many else ' '}Nobody acknowledged or resolved "
                    f"{'them' if many else 'it'} within {human_duration(after_seconds)} "
-                   f"(ack: airflow-dataops ack {alert['dag_id']} --run {alert['run_id']}).",
+                   f"(ack: {ack}).",
     }
 
 
@@ -186,7 +195,8 @@ async def escalate_group(
     engine = await asyncio.to_thread(store.store_engine)
     still_open: dict[str, dict[str, Any]] = {}
     for alert in items:
-        state = await asyncio.to_thread(store.incident, engine, alert["dag_id"], alert["run_id"], alert["event"], alert["subject"])
+        state = await asyncio.to_thread(store.incident, engine, alert["dag_id"], alert["run_id"], alert["event"],
+                                        alert["subject"], environment=alert["environment"])
         reason = None
         if state is None:
             reason = "it was never alerted"
@@ -248,6 +258,7 @@ class TaskFailureNotifier(BaseNotifier):
     def _notify(self, context: Any) -> None:
         from airflow_dataops.alerting.dispatch import dispatch_event
         from airflow_dataops.alerting.escalation import TASK_ID
+        from airflow_dataops.alerting.message import environment_of
         from airflow_dataops.alerting.secrets import scrub
         from airflow_dataops.store import alerts as store
 
@@ -255,12 +266,13 @@ class TaskFailureNotifier(BaseNotifier):
         dag_id, run_id, task_id = ti.dag_id, ti.run_id, ti.task_id
         if task_id == TASK_ID:  # the alert watch re-fails on purpose; the failure was alerted upstream
             return
-        engine = store.store_engine()
-        if store.task_had_failed_checks(engine, dag_id, run_id, task_id):
+        engine, environment = store.store_engine(), environment_of(self.ctx)
+        if store.task_had_failed_checks(engine, dag_id, run_id, task_id, environment=environment):
             log.info("task %s failed on its checks, which were alerted already", task_id)
             return
         started = getattr(ti, "start_date", None)
-        for found in store.run_incidents(engine, dag_id, run_id, ["freshness_timeout", "check_failed"]):
+        for found in store.run_incidents(engine, dag_id, run_id, ["freshness_timeout", "check_failed"],
+                                         environment=environment):
             if started is None or found["created_at"] >= started:
                 log.info("task %s already alerted %s: no separate task failure alert", task_id, found["event"])
                 return
@@ -273,5 +285,5 @@ class TaskFailureNotifier(BaseNotifier):
         elif context.get("exception") is not None:
             error = context["exception"]
             summary += f": {type(error).__name__}: {scrub(error)[:300]}"
-        run = {"run_id": run_id, "dag_id": dag_id, "task_id": task_id}
+        run = {"run_id": run_id, "dag_id": dag_id, "task_id": task_id, "environment": environment}
         dispatch_event(self.ctx, run, "task_failed", task_id, summary, details, self.alerts, self.notifications)

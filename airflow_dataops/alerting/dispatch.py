@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from airflow_dataops.alerting import channels as channel_mod
-from airflow_dataops.alerting.message import build, combine, make_alert
+from airflow_dataops.alerting.message import build, combine, environment_of, make_alert
 from airflow_dataops.alerting.secrets import scrub
 from airflow_dataops.store import alerts as store
 
@@ -82,26 +82,25 @@ def _done(message: dict[str, Any], channel, won, error: BaseException | None, en
     return "sent"
 
 
-def deliver_group(
-    items: list[dict[str, Any]],
-    channels: list[dict[str, Any]],
-    *,
-    compose: Compose = combine,
-    notifications: bool = True,
-    engine=None,
-) -> dict[str, str]:
-    """Send the alerts ``items`` (one (run, event, tier), one or more subjects) as one message per
-    channel, ``compose`` making it from the items this sender won; returns {channel key: outcome}."""
+def _delivery(items: list[dict[str, Any]], channels: list[dict[str, Any]], compose: Compose, notifications: bool,
+              engine, unrouted_resolution: str | None) -> Generator[tuple, Any, dict[str, str]]:
+    """The one delivery of a group, for ``deliver_group`` and ``async_deliver_group`` alike.
+
+    It does no I/O itself: it yields ``("store", function, *args)`` (store work, whose result is
+    sent back) and ``("send", notifier, message)``, and its driver runs each step its own way (a
+    plain call, or a thread and ``async_send`` in the triggerer), throwing a step's exception back
+    in. So the sync path needs no event loop (it may run inside one) and the paths cannot drift."""
     outcomes: dict[str, str] = {}
     if not items:
         return outcomes
     try:
-        engine = _engine(engine)
+        if engine is None:
+            engine = yield ("store", store.store_engine)
         if not channels:
-            return _record_unrouted(items, compose, engine)
+            return (yield ("store", _record_unrouted, items, compose, engine, unrouted_resolution))
         for channel in channels:
             name = channel_mod.key(channel)
-            prepared = _prepare(items, compose, channel, notifications, engine)
+            prepared = yield ("store", _prepare, items, compose, channel, notifications, engine)
             if isinstance(prepared, str):
                 outcomes[name] = prepared
                 continue
@@ -109,13 +108,46 @@ def deliver_group(
             message = compose([alert for alert, _ in won])
             error = None
             try:
-                notifier.send(build(message))
+                yield ("send", notifier, build(message))
             except Exception as exc:
                 error = exc
-            outcomes[name] = _done(message, channel, won, error, engine)
+            outcomes[name] = yield ("store", _done, message, channel, won, error, engine)
     except Exception as exc:  # the store itself failed: say so, never fail the task for it
         log.error("alerting failed for %s %s: %s", items[0].get("event"), items[0].get("subject"), scrub(exc))
     return outcomes
+
+
+def _advance(steps: Generator, *, reply: Any = None, error: BaseException | None = None) -> tuple[bool, Any]:
+    """Give the delivery a step's result (or its exception): (True, outcomes) once it is done, else
+    (False, its next step)."""
+    try:
+        return False, (steps.throw(error) if error is not None else steps.send(reply))
+    except StopIteration as done:
+        return True, done.value
+
+
+def deliver_group(
+    items: list[dict[str, Any]],
+    channels: list[dict[str, Any]],
+    *,
+    compose: Compose = combine,
+    notifications: bool = True,
+    engine=None,
+    unrouted_resolution: str | None = None,
+) -> dict[str, str]:
+    """Send the alerts ``items`` (one (run, event, tier), one or more subjects) as one message per
+    channel, ``compose`` making it from the items this sender won; returns {channel key: outcome}.
+    ``unrouted_resolution``: with no channel, record the alerts already closed with that resolution."""
+    steps = _delivery(items, channels, compose, notifications, engine, unrouted_resolution)
+    done, step = _advance(steps)
+    while not done:
+        try:
+            reply = step[1].send(step[2]) if step[0] == "send" else step[1](*step[2:])
+        except Exception as exc:
+            done, step = _advance(steps, error=exc)
+        else:
+            done, step = _advance(steps, reply=reply)
+    return step
 
 
 async def async_deliver_group(
@@ -127,32 +159,20 @@ async def async_deliver_group(
     engine=None,
     unrouted_resolution: str | None = None,
 ) -> dict[str, str]:
-    """``deliver_group`` for the triggerer: store work in threads, sends through ``async_send``.
-    ``unrouted_resolution``: with no channel, record the alerts already closed with that resolution."""
-    outcomes: dict[str, str] = {}
-    if not items:
-        return outcomes
-    try:
-        engine = engine if engine is not None else await asyncio.to_thread(store.store_engine)
-        if not channels:
-            return await asyncio.to_thread(_record_unrouted, items, compose, engine, unrouted_resolution)
-        for channel in channels:
-            name = channel_mod.key(channel)
-            prepared = await asyncio.to_thread(_prepare, items, compose, channel, notifications, engine)
-            if isinstance(prepared, str):
-                outcomes[name] = prepared
-                continue
-            notifier, won = prepared
-            message = compose([alert for alert, _ in won])
-            error = None
-            try:
-                await notifier.async_send(build(message))
-            except Exception as exc:
-                error = exc
-            outcomes[name] = await asyncio.to_thread(_done, message, channel, won, error, engine)
-    except Exception as exc:
-        log.error("alerting failed for %s %s: %s", items[0].get("event"), items[0].get("subject"), scrub(exc))
-    return outcomes
+    """``deliver_group`` for the triggerer: store work in threads, sends through ``async_send``."""
+    steps = _delivery(items, channels, compose, notifications, engine, unrouted_resolution)
+    done, step = _advance(steps)
+    while not done:
+        try:
+            if step[0] == "send":
+                reply = await step[1].async_send(step[2])
+            else:
+                reply = await asyncio.to_thread(step[1], *step[2:])
+        except Exception as exc:
+            done, step = _advance(steps, error=exc)
+        else:
+            done, step = _advance(steps, reply=reply)
+    return step
 
 
 def deliver(alert: dict[str, Any], channels: list[dict[str, Any]], *, notifications: bool = True, engine=None) -> dict[str, str]:
@@ -236,7 +256,8 @@ def dispatch_check_results(
     ``check_failed`` message (observed vs expected for each, the first ``message.MAX_LISTED``), the
     same for ``check_warned`` and for ``recovered``; the store keeps a row per check. Anti-fatigue:
     unless ``alerts.repeat`` (default ``[dataops] alert_on_repeat``), a check whose status is the
-    same as in the pipeline's previous run is not alerted again. Returns {check: {channel: outcome}}."""
+    same as in the pipeline's previous run (of the same environment) is not alerted again. Returns
+    {check: {channel: outcome}}."""
     from airflow_dataops import settings
 
     sent: dict[str, dict[str, str]] = {}
@@ -246,17 +267,17 @@ def dispatch_check_results(
         repeat = settings.get_bool("alert_on_repeat") if repeat is None else bool(repeat)
         ctx = run_ctx(ctx, run)
         dag_id, run_id = ctx.get("dag_id") or ctx["pipeline"], _run_field(run, "run_id")
-        task_id = _run_field(run, "task_id")
+        task_id, environment = _run_field(run, "task_id"), environment_of(ctx)
         by_event: dict[str, list[dict[str, Any]]] = {"check_failed": [], "check_warned": [], "recovered": []}
         for result in results:
             r = _result_dict(result)
             status = r["status"]
-            previous = store.previous_check_status(engine, dag_id, r["name"], run_id)
+            previous = store.previous_check_status(engine, dag_id, r["name"], run_id, environment=environment)
             details = {"observed": r.get("observed"), "expected": r.get("expected"), "table": r.get("table"),
                        "check_type": r.get("type"), "task": task_id}
             if status == "passed":
                 if previous in {"warned", "failed", "error"}:
-                    store.resolve(engine, dag_id, "recovered", subject=r["name"])
+                    store.resolve(engine, dag_id, "recovered", environment=environment, subject=r["name"])
                     by_event["recovered"].append(make_alert(
                         ctx, run_id, "recovered", r["name"], f"Check {r['name']} passes again (it was {previous}).",
                         details, title=f"Recovered: {r['name']}"))

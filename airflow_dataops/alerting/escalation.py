@@ -72,11 +72,12 @@ class AlertWatchOperator(BaseOperator):
         return [t for t in candidates if ti.xcom_pull(task_ids=t, key=TIMED_OUT_XCOM_KEY)]
 
     def execute(self, context) -> dict[str, Any]:
+        from airflow_dataops.alerting.message import ack_command, environment_of
         from airflow_dataops.store import alerts as store
         from airflow_dataops.triggers.settle import not_before
 
         ti = context["ti"]
-        dag_id, run_id = ti.dag_id, ti.run_id
+        dag_id, run_id, environment = ti.dag_id, ti.run_id, environment_of(self.ctx)
         engine = store.store_engine()
         failed = self._failed_tasks(context)
         if not failed:
@@ -87,27 +88,28 @@ class AlertWatchOperator(BaseOperator):
                 self.log.info("source(s) %s skipped on their timeout: no alert is resolved", ", ".join(late))
                 return {"resolved": 0, "skipped": late}
             started = getattr(context.get("dag_run"), "start_date", None)
-            return self._resolve(engine, dag_id, run_id, started)
+            return self._resolve(engine, dag_id, run_id, environment, started)
         escalation = self.alerts.get("escalation") or {}
         # Suppressed alerts (notifications: false) count: their escalation is recorded as suppressed.
-        incidents = store.run_incidents(engine, dag_id, run_id, WATCHED_EVENTS)
+        incidents = store.run_incidents(engine, dag_id, run_id, WATCHED_EVENTS, environment=environment)
         message = f"upstream task(s) failed: {', '.join(failed)}"
+        ctx = {**self.ctx, "environment": environment}  # the triggerer's own setting need not be looked at
         if not escalation.get("to") or not incidents:
             raise AirflowFailException(message)
         if not self.notifications:
             # Nothing would be sent after the wait: record the escalation as suppressed now rather
             # than hold a failing development run open for `after`.
-            escalated = asyncio.run(escalate_incidents(self.ctx, self.alerts, False, dag_id, run_id,
+            escalated = asyncio.run(escalate_incidents(ctx, self.alerts, False, dag_id, run_id,
                                                        [{"event": i["event"], "subject": i["subject"]} for i in incidents],
                                                        engine))
             self.log.info("notifications are off: escalation to %s recorded as suppressed: %s", escalation["to"], escalated)
             raise AirflowFailException(message)
         moment = incidents[0]["created_at"] + dt.timedelta(seconds=float(escalation["after"]))
-        self.log.info("%s; escalating to %s at %s unless acknowledged or resolved first (airflow-dataops ack %s --run %s)",
-                      message, escalation["to"], moment.isoformat(), dag_id, run_id)
+        self.log.info("%s; escalating to %s at %s unless acknowledged or resolved first (%s)",
+                      message, escalation["to"], moment.isoformat(), ack_command(dag_id, run_id, environment))
         self.defer(
             trigger=EscalationTrigger(
-                ctx=self.ctx, alerts=self.alerts, notifications=self.notifications, dag_id=dag_id, run_id=run_id,
+                ctx=ctx, alerts=self.alerts, notifications=self.notifications, dag_id=dag_id, run_id=run_id,
                 moment=moment.isoformat(),
                 incidents=[{"event": i["event"], "subject": i["subject"]} for i in incidents],
                 not_before=not_before(),
@@ -120,17 +122,19 @@ class AlertWatchOperator(BaseOperator):
         self.log.info("escalation: %s", event)
         raise AirflowFailException(f"upstream task(s) failed: {', '.join(failed or [])}")
 
-    def _resolve(self, engine, dag_id: str, run_id: str, started: dt.datetime | None) -> dict[str, Any]:
+    def _resolve(self, engine, dag_id: str, run_id: str, environment: str, started: dt.datetime | None) -> dict[str, Any]:
         """Resolve this run's alerts, and those raised before this run started (a run that began
-        before an alert, such as a concurrent older run, proves nothing about it)."""
+        before an alert, such as a concurrent older run, proves nothing about it), in this run's
+        environment only: another environment's alerts are not this run's to close."""
         from airflow_dataops.alerting import channels as channel_mod
         from airflow_dataops.alerting.dispatch import deliver_group, run_ctx
         from airflow_dataops.alerting.message import combine, make_alert
         from airflow_dataops.store import alerts as store
 
-        same = store.resolve(engine, dag_id, "same_run_succeeded", run_ids=[run_id])
-        earlier = store.resolve(engine, dag_id, "later_run_succeeded", created_before=started or store.utcnow())
-        ctx = run_ctx(self.ctx, {"dag_id": dag_id})
+        same = store.resolve(engine, dag_id, "same_run_succeeded", environment=environment, run_ids=[run_id])
+        earlier = store.resolve(engine, dag_id, "later_run_succeeded", environment=environment,
+                                created_before=started or store.utcnow())
+        ctx = run_ctx(self.ctx, {"dag_id": dag_id, "environment": environment})
         closed = [
             make_alert(
                 ctx, item["run_id"], "recovered", f"{item['event']}:{item['subject']}",
@@ -166,10 +170,12 @@ class EscalationTrigger(BaseTrigger):
         )
 
     async def _all_closed(self, engine) -> bool:
+        from airflow_dataops.alerting.message import environment_of
         from airflow_dataops.store import alerts as store
 
         for item in self.incidents:
-            state = await asyncio.to_thread(store.incident, engine, self.dag_id, self.run_id, item["event"], item["subject"])
+            state = await asyncio.to_thread(store.incident, engine, self.dag_id, self.run_id, item["event"],
+                                            item["subject"], environment=environment_of(self.ctx))
             if state is not None and not (state["acknowledged"] or state["resolved"]):
                 return False
         return True
@@ -207,15 +213,16 @@ async def escalate_incidents(ctx: dict[str, Any], alerts: dict[str, Any], notifi
     """Escalate the run's still-open incidents: one escalation message per (run, event)."""
     from airflow_dataops.alerting.callbacks import escalate_group
     from airflow_dataops.alerting.dispatch import run_ctx
-    from airflow_dataops.alerting.message import make_alert
+    from airflow_dataops.alerting.message import environment_of, make_alert
     from airflow_dataops.store import alerts as store
 
     engine = engine or await asyncio.to_thread(store.store_engine)
     after = float((alerts.get("escalation") or {}).get("after") or 0)
-    ctx = run_ctx(ctx, {"dag_id": dag_id})
+    ctx = run_ctx(ctx, {"dag_id": dag_id, "environment": environment_of(ctx)})
     by_event: dict[str, list[dict[str, Any]]] = {}
     for item in incidents:
-        state = await asyncio.to_thread(store.incident, engine, dag_id, run_id, item["event"], item["subject"])
+        state = await asyncio.to_thread(store.incident, engine, dag_id, run_id, item["event"], item["subject"],
+                                        environment=ctx["environment"])
         summary = (state or {}).get("message") or f"{item['event'].replace('_', ' ').capitalize()}: {item['subject']}."
         by_event.setdefault(item["event"], []).append(make_alert(ctx, run_id, item["event"], item["subject"], summary))
     escalated: dict[str, Any] = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import shlex
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -63,6 +64,14 @@ def run_url(dag_id: str, run_id: str, base_url: str | None = None) -> str | None
     return f"{base_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
+def environment_of(ctx: dict[str, Any] | None) -> str:
+    """The environment an alert of ``ctx`` belongs to: its own, else this deployment's
+    ``[dataops] environment`` (every component of a deployment sees the same value)."""
+    from airflow_dataops import settings
+
+    return (ctx or {}).get("environment") or settings.get("environment")
+
+
 def make_alert(
     ctx: dict[str, Any],
     run_id: str,
@@ -87,11 +96,20 @@ def make_alert(
         "pipeline": ctx.get("pipeline") or dag_id,
         "dag_id": dag_id,
         "run_id": run_id,
-        "environment": ctx.get("environment") or "unknown",
+        "environment": environment_of(ctx),
         "owner": ctx.get("owner") or "unknown",
         "run_url": run_url(dag_id, run_id, ctx.get("ui_base_url")),
         "details": details or {},
     }
+
+
+def ack_command(dag_id: str, run_id: str, environment: str, event: str | None = None, subject: str | None = None) -> str:
+    """The shell command that acknowledges what a message is about: one run's alerts, narrowed to
+    one event, and to one subject when the message is about one alert."""
+    words = ["airflow-dataops", "ack", dag_id, "--run", run_id]
+    words += ["--event", event] if event else []
+    words += ["--subject", subject] if subject else []
+    return " ".join(shlex.quote(word) for word in [*words, "--env", environment])
 
 
 def _names(subjects: list[str], limit: int) -> str:

@@ -21,7 +21,8 @@ def _callback_ctx(ctx: dict[str, Any]) -> dict[str, Any]:
     return {key: ctx.get(key) for key in keys}
 
 
-def _has_channels(alerts: dict[str, Any] | None) -> bool:
+def alerting_configured(alerts: dict[str, Any] | None) -> bool:
+    """Whether an ``alerts`` section alerts anyone: channels, or an escalation target."""
     return bool((alerts or {}).get("channels")) or bool((alerts or {}).get("escalation"))
 
 
@@ -65,7 +66,7 @@ def dag_alerting_kwargs(ctx: dict[str, Any], sla: dict[str, Any] | None, alerts:
     deadlines = deadline_alerts(ctx, sla, alerts)
     if deadlines:
         kwargs["deadline"] = deadlines
-    if _has_channels(alerts):
+    if alerting_configured(alerts):
         kwargs["default_args"] = {
             "on_failure_callback": TaskFailureNotifier(
                 ctx=_callback_ctx(ctx), alerts=alerts, notifications=bool(ctx.get("notifications", True))
@@ -80,7 +81,7 @@ def escalation_task(ctx: dict[str, Any], alerts: dict[str, Any] | None):
     Create it inside the DAG context after every other task and make it downstream of all of them
     (``[t for t in dag.tasks if t is not watch] >> watch``). It resolves alerts when the run succeeds
     and, with ``alerts.escalation``, escalates unacknowledged failed checks without holding a slot."""
-    if not _has_channels(alerts):
+    if not alerting_configured(alerts):
         return None
     from airflow_dataops.alerting.escalation import TASK_ID, AlertWatchOperator
 

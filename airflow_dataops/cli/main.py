@@ -294,15 +294,24 @@ def _metadata_db_reachable() -> bool:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
-    from airflow_dataops.store.alerts import acknowledge
+    from airflow_dataops import settings
+    from airflow_dataops.store.alerts import acknowledge, open_alerts
 
     store = _results_store("ack")
     if store is None:
         return 2
     by = args.by or os.environ.get("USER") or "cli"
-    count = acknowledge(store.engine, args.pipeline, args.run, by)
-    scope = f"run {args.run}" if args.run else "all runs"
-    print(f"acknowledged {count} open alert(s) of {args.pipeline} ({scope}) as {by}")
+    environment = args.env or settings.get("environment")
+    narrow = {"run_id": args.run, "event": args.event, "subject": args.subject}
+    count = acknowledge(store.engine, args.pipeline, args.run, by, event=args.event, subject=args.subject,
+                        environment=environment)
+    scope = ", ".join(f"{name.removesuffix('_id')} {value}" for name, value in narrow.items() if value) or "all runs"
+    print(f"acknowledged {count} open alert(s) of {args.pipeline} ({scope}) in {environment} as {by}")
+    if not count:  # run ids repeat across environments sharing a store: say where the alerts are
+        elsewhere = sorted({a["environment"] for a in open_alerts(store.engine, args.pipeline)
+                            if all(value is None or a[name] == value for name, value in narrow.items())})
+        if elsewhere:
+            print(f"open alerts matching that are in environment(s) {', '.join(elsewhere)}: pass --env", file=sys.stderr)
     return 0
 
 
@@ -333,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ack", help="acknowledge open alerts so they do not escalate")
     p.add_argument("pipeline")
     p.add_argument("--run", help="one run id (default: every open alert of the pipeline)")
+    p.add_argument("--event", help="only this event, e.g. check_failed (default: every event)")
+    p.add_argument("--subject", help="only this subject: a check name, task id, source or sla (default: any)")
+    p.add_argument("--env", help="the environment whose alerts these are (default: [dataops] environment)")
     p.add_argument("--by", help="who acknowledges (default: $USER)")
     p.set_defaults(func=cmd_ack)
     p = sub.add_parser("purge", help="delete results older than [dataops] results_retention_days")

@@ -36,6 +36,11 @@ router = APIRouter(
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
 NOT_FOUND = {404: {"model": Problem, "description": "No DAG of that id that you may read is known to Airflow."}}
+Env = Annotated[str | None, Query(
+    description="The environment to read (run ids repeat across environments sharing a store). Default: this "
+    "deployment's `[dataops] environment` when the store has anything of it for the pipeline, else the one with "
+    "the newest row.",
+)]
 ReadDag = [ReadableDagDep, Depends(requires_access_dag("GET"))]
 
 
@@ -49,6 +54,7 @@ class Counts(BaseModel):
 class Freshness(BaseModel):
     dag_id: str
     run_id: str
+    environment: str
     task_id: str
     source: str
     table_name: str | None
@@ -64,7 +70,7 @@ class Freshness(BaseModel):
 class PipelineSummary(BaseModel):
     dag_id: str
     pipeline: str
-    environment: str | None
+    environment: str = Field(description="The environment everything of this summary is about.")
     last_run_id: str | None = Field(description="The newest run with check results.")
     last_seen_run_id: str | None = Field(
         None, description="Without check results: the run of the newest freshness observation."
@@ -213,6 +219,7 @@ class IncidentPage(Page):
 
 
 class AckRequest(BaseModel):
+    environment: str | None = Field(None, description="Only this environment's open alerts; null: every environment.")
     run_id: str | None = Field(None, description="Only this run's open alerts; null: every run.")
     event: str | None = Field(None, description="Only this event (e.g. check_failed); null: every event.")
     subject: str | None = Field(None, description="Only this subject (check name, task id, source or sla); null: any.")
@@ -220,6 +227,7 @@ class AckRequest(BaseModel):
 
 class AckResponse(BaseModel):
     dag_id: str
+    environment: str | None = None
     run_id: str | None
     event: str | None = None
     subject: str | None = None
@@ -255,27 +263,27 @@ def list_pipelines(
     "/pipelines/{dag_id}", response_model=PipelineSummary, dependencies=ReadDag, responses=NOT_FOUND,
     summary="One pipeline, summarised",
 )
-def get_pipeline(dag_id: str, engine: StoreDep, runs: AirflowRunsDep):
+def get_pipeline(dag_id: str, engine: StoreDep, runs: AirflowRunsDep, environment: Env = None):
     with engine.connect() as conn:
-        return queries.summaries(conn, [dag_id], airflow_runs=runs)[0]
+        return queries.summaries(conn, [dag_id], airflow_runs=runs, environment=environment)[0]
 
 
 @router.get(
     "/pipelines/{dag_id}/runs", response_model=RunPage, dependencies=ReadDag, responses=NOT_FOUND,
     summary="Check counts per run",
 )
-def list_runs(dag_id: str, engine: StoreDep, limit: Limit = 30, offset: Offset = 0):
+def list_runs(dag_id: str, engine: StoreDep, environment: Env = None, limit: Limit = 30, offset: Offset = 0):
     with engine.connect() as conn:
-        return history.run_history(conn, dag_id, limit=limit, offset=offset)
+        return history.run_history(conn, dag_id, environment=environment, limit=limit, offset=offset)
 
 
 @router.get(
     "/pipelines/{dag_id}/checks", response_model=list[CheckInfo], dependencies=ReadDag, responses=NOT_FOUND,
     summary="Checks with results",
 )
-def list_checks(dag_id: str, engine: StoreDep):
+def list_checks(dag_id: str, engine: StoreDep, environment: Env = None):
     with engine.connect() as conn:
-        return history.check_names(conn, dag_id)
+        return history.check_names(conn, dag_id, environment=environment)
 
 
 @router.get(
@@ -285,10 +293,10 @@ def list_checks(dag_id: str, engine: StoreDep):
 def check_history(
     dag_id: str, engine: StoreDep,
     check: Annotated[str, Query(description="The check name (a query parameter: names may contain '/').")],
-    limit: Limit = 60,
+    environment: Env = None, limit: Limit = 60,
 ):
     with engine.connect() as conn:
-        return history.check_history(conn, dag_id, check, limit=limit)
+        return history.check_history(conn, dag_id, check, environment=environment, limit=limit)
 
 
 @router.get(
@@ -296,22 +304,24 @@ def check_history(
     summary="Results of one run (default: the latest), failures first",
 )
 def list_results(
-    dag_id: str, engine: StoreDep, limit: Limit = 100, offset: Offset = 0,
+    dag_id: str, engine: StoreDep, environment: Env = None, limit: Limit = 100, offset: Offset = 0,
     run_id: Annotated[str | None, Query(description="Default: the pipeline's latest run.")] = None,
     status: Annotated[list[str] | None, Query(description="Only these statuses (repeatable).")] = None,
     task_id: Annotated[str | None, Query(description="Only this task's results.")] = None,
     map_index: Annotated[int | None, Query(ge=-1, description="Only this mapped task instance (-1: not mapped).")] = None,
 ):
     with engine.connect() as conn:
+        environment = environment or queries.shown_environment(conn, dag_id)
         if run_id is None:
             run_id = (
-                history.latest_task_run(conn, dag_id, task_id) if task_id
-                else queries.summaries(conn, [dag_id])[0]["last_run_id"]
+                history.latest_task_run(conn, dag_id, task_id, environment=environment) if task_id
+                else queries.summaries(conn, [dag_id], environment=environment)[0]["last_run_id"]
             )
             if run_id is None:
                 return {"total": 0, "limit": limit, "offset": offset, "items": []}
         return history.run_results(
-            conn, dag_id, run_id, statuses=status, task_id=task_id, map_index=map_index, limit=limit, offset=offset
+            conn, dag_id, run_id, environment=environment, statuses=status, task_id=task_id, map_index=map_index,
+            limit=limit, offset=offset,
         )
 
 
@@ -319,48 +329,51 @@ def list_results(
     "/pipelines/{dag_id}/freshness", response_model=FreshnessPage, dependencies=ReadDag, responses=NOT_FOUND,
     summary="Freshness over time",
 )
-def list_freshness(dag_id: str, engine: StoreDep, limit: Limit = 60, offset: Offset = 0):
+def list_freshness(dag_id: str, engine: StoreDep, environment: Env = None, limit: Limit = 60, offset: Offset = 0):
     with engine.connect() as conn:
-        return history.freshness_history(conn, dag_id, limit=limit, offset=offset)
+        return history.freshness_history(conn, dag_id, environment=environment, limit=limit, offset=offset)
 
 
 @router.get(
     "/pipelines/{dag_id}/incidents", response_model=IncidentPage, dependencies=ReadDag, responses=NOT_FOUND,
     summary="Alerts, one per (run, event, subject) with the messages sent for it; open ones first",
 )
-def list_incidents(dag_id: str, engine: StoreDep, limit: Limit = 20, offset: Offset = 0, open_only: bool = False):
+def list_incidents(dag_id: str, engine: StoreDep, environment: Env = None, limit: Limit = 20, offset: Offset = 0,
+                   open_only: bool = False):
     with engine.connect() as conn:
-        return history.incidents(conn, dag_id, open_only=open_only, limit=limit, offset=offset)
+        return history.incidents(conn, dag_id, environment=environment, open_only=open_only, limit=limit, offset=offset)
 
 
 @router.get(
     "/pipelines/{dag_id}/alerts", response_model=AlertPage, dependencies=ReadDag, responses=NOT_FOUND,
     summary="Alert messages: one per (run, event, subject, tier, channel), newest first",
 )
-def list_alerts(dag_id: str, engine: StoreDep, limit: Limit = 50, offset: Offset = 0, open_only: bool = False):
+def list_alerts(dag_id: str, engine: StoreDep, environment: Env = None, limit: Limit = 50, offset: Offset = 0,
+                open_only: bool = False):
     with engine.connect() as conn:
-        return history.alert_list(conn, dag_id, open_only=open_only, limit=limit, offset=offset)
+        return history.alert_list(conn, dag_id, environment=environment, open_only=open_only, limit=limit, offset=offset)
 
 
 @router.get(
     "/pipelines/{dag_id}/audit", response_model=AuditPage, dependencies=ReadDag, responses=NOT_FOUND,
     summary="Alerting audit trail",
 )
-def list_audit(dag_id: str, engine: StoreDep, limit: Limit = 50, offset: Offset = 0):
+def list_audit(dag_id: str, engine: StoreDep, environment: Env = None, limit: Limit = 50, offset: Offset = 0):
     with engine.connect() as conn:
-        return history.audit_trail(conn, dag_id, limit=limit, offset=offset)
+        return history.audit_trail(conn, dag_id, environment=environment, limit=limit, offset=offset)
 
 
 @router.post(
     "/pipelines/{dag_id}/acknowledge", response_model=AckResponse,
     dependencies=[Depends(same_origin), ReadableDagDep, Depends(requires_access_dag("PUT"))], responses=NOT_FOUND,
     summary="Acknowledge open alerts (stops their escalation); needs edit permission on the DAG",
-    description="Send `{run_id, event, subject}` for one alert; leave fields null to widen (all null: every open "
-    "alert of the pipeline). The body must be `application/json` (other content types are refused with 422), and "
+    description="Send `{environment, run_id, event, subject}` for one alert; leave fields null to widen (all null: "
+    "every open alert of the pipeline, in every environment). The body must be `application/json` (other content types are refused with 422), and "
     "a browser request from another site is refused (403): a cross-site form cannot acknowledge.",
 )
 def acknowledge(dag_id: str, engine: StoreDep, user: GetUserDep, body: Annotated[AckRequest, Body()]):
     by = user_name(user)
-    count = store_acknowledge(engine, dag_id, body.run_id, by, event=body.event, subject=body.subject)
-    return {"dag_id": dag_id, "run_id": body.run_id, "event": body.event, "subject": body.subject,
-            "acknowledged": count, "by": by}
+    count = store_acknowledge(engine, dag_id, body.run_id, by, event=body.event, subject=body.subject,
+                              environment=body.environment)
+    return {"dag_id": dag_id, "environment": body.environment, "run_id": body.run_id, "event": body.event,
+            "subject": body.subject, "acknowledged": count, "by": by}

@@ -148,7 +148,8 @@ def overview_page(
             conn, readable, search=search, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, airflow_runs=runs
         )
     pages = _pages(data["total"], PAGE_SIZE)
-    return _render("overview.html", request, user, data=data, page=page, pages=pages, search=search or "")
+    return _render("overview.html", request, user, data=data, page=page, pages=pages, search=search or "",
+                   own_environment=queries.own_environment())
 
 
 COMMON_ERRORS = ("401", "403", "503")
@@ -192,33 +193,38 @@ def pipeline_page(
     request: Request, dag_id: str, engine: StoreDep, user: GetUserDep, runs_source: AirflowRunsDep,
     check: str | None = None, run_id: str | None = None, task_id: str | None = None, map_index: str | None = None,
     runs: Annotated[int, Query(ge=5, le=200)] = 30, alerts_page: Page = 1, audit_page: Page = 1,
+    environment: str | None = None,
 ):
     links = Links(request)
     run_id, task_id, shown_map_index = _given(run_id), _given(task_id), _map_index(map_index)
     with engine.connect() as conn:
-        summary = queries.summaries(conn, [dag_id], airflow_runs=runs_source)[0]
-        run_page = history.run_history(conn, dag_id, limit=runs)
-        checks = history.check_names(conn, dag_id)
+        env = _given(environment) or queries.shown_environment(conn, dag_id)
+        summary = queries.summaries(conn, [dag_id], airflow_runs=runs_source, environment=env)[0]
+        run_page = history.run_history(conn, dag_id, environment=env, limit=runs)
+        checks = history.check_names(conn, dag_id, environment=env)
         if run_id:
             shown_run = run_id
         elif task_id:
-            shown_run = history.latest_task_run(conn, dag_id, task_id)
+            shown_run = history.latest_task_run(conn, dag_id, task_id, environment=env)
         else:
             shown_run = summary["last_run_id"]
         results = (
-            history.run_results(conn, dag_id, shown_run, task_id=task_id, map_index=shown_map_index, limit=200)
+            history.run_results(conn, dag_id, shown_run, environment=env, task_id=task_id, map_index=shown_map_index,
+                                limit=200)
             if shown_run else None
         )
         if not check and checks:
             worst_first = {"failed": 0, "error": 1, "warned": 2}
             check = min(checks, key=lambda c: worst_first.get(c["status"], 3))["check_name"]
-        check_series = history.check_history(conn, dag_id, check, limit=runs) if check else []
-        datasets = max(1, min(charts.MAX_SERIES, len(queries.latest_freshness(conn, [dag_id]))))
-        fresh = history.freshness_history(conn, dag_id, limit=runs * datasets)
+        check_series = history.check_history(conn, dag_id, check, environment=env, limit=runs) if check else []
+        datasets = max(1, min(charts.MAX_SERIES, len(queries.latest_freshness(conn, [dag_id], {dag_id: env}))))
+        fresh = history.freshness_history(conn, dag_id, environment=env, limit=runs * datasets)
         incidents = history.incidents(
-            conn, dag_id, limit=ALERTS_PAGE_SIZE, offset=(alerts_page - 1) * ALERTS_PAGE_SIZE
+            conn, dag_id, environment=env, limit=ALERTS_PAGE_SIZE, offset=(alerts_page - 1) * ALERTS_PAGE_SIZE
         )
-        audit_trail = history.audit_trail(conn, dag_id, limit=AUDIT_PAGE_SIZE, offset=(audit_page - 1) * AUDIT_PAGE_SIZE)
+        audit_trail = history.audit_trail(conn, dag_id, environment=env, limit=AUDIT_PAGE_SIZE,
+                                          offset=(audit_page - 1) * AUDIT_PAGE_SIZE)
+        others = [e for e in queries.environments(conn, dag_id) if e != env]
     oldest_first = list(reversed(run_page["items"]))
     check_info = next((c for c in checks if c["check_name"] == check), None)
     return _render(
@@ -228,9 +234,11 @@ def pipeline_page(
         check_series=check_series, fresh=fresh, incidents=incidents, audit=audit_trail,
         alerts_page=alerts_page, alerts_pages=_pages(incidents["total"], ALERTS_PAGE_SIZE),
         audit_page=audit_page, audit_pages=_pages(audit_trail["total"], AUDIT_PAGE_SIZE),
-        can_edit=can_edit_dag(user, dag_id), runs=runs,
+        can_edit=can_edit_dag(user, dag_id), runs=runs, environment=env, other_environments=others,
+        # Airflow links lead to this deployment's runs: another environment's run of the same id is not it.
+        local=env == queries.own_environment(),
         run_chart=Markup(charts.run_bars(
-            oldest_first, lambda r: links.pipeline(dag_id, run_id=r, check=check), selected=shown_run
+            oldest_first, lambda r: links.pipeline(dag_id, run_id=r, check=check, environment=env), selected=shown_run
         )),
         value_chart=Markup(charts.value_line(check_series)),
         plotted=charts.thresholds.spec(check_info["check_type"] if check_info else None).plotted,

@@ -1,16 +1,14 @@
 """Alert claims, acknowledgements, resolutions and the audit trail, on ``dataops_alerts`` and
 ``dataops_audit``.
 
-One row of ``dataops_alerts`` per (run, event, subject, tier, channel): the state of one subject
-(a check, a task, a source, the SLA) on one channel, which acknowledgements, resolutions and the UI
-work on. A message may carry several subjects of one (run, event, tier) (one Slack post for five
-failing checks): its sender *claims* all their rows on that channel in one transaction
-(``claim_many``: inserts them with status ``claimed``) before anything goes out, so retries,
-duplicate triggers and several schedulers send each subject once: whoever loses the insert race
-skips, and the message lists only the subjects its sender won. A row whose send failed may be
-claimed again (status ``failed`` -> ``claimed`` in one UPDATE, so again only one claimer wins), and
-so may a claim its sender never finished (killed mid-send) once it is older than ``STALE_CLAIM``.
-An alert with no channel to go to is still kept (channel ``none``, status ``recorded``). Every
+One row of ``dataops_alerts`` per (run, environment, event, subject, tier, channel): the state of
+one subject (a check, a task, a source, the SLA) on one channel, which acknowledgements, resolutions
+and the UI work on. Run ids repeat across environments sharing a store (``scheduled__<date>``), so
+whatever names a run names its environment too. A message may carry several subjects of one (run,
+event, tier) (one Slack post for five failing checks): its sender *claims* all their rows on that
+channel in one transaction (``claim_many``) before anything goes out, so retries, duplicate triggers
+and several schedulers send each subject once, and the message lists only the subjects its sender
+won. An alert with no channel to go to is still kept (channel ``none``, status ``recorded``). Every
 message (sent, failed, suppressed, recorded) also writes one audit row: the history the UI shows.
 """
 
@@ -53,6 +51,7 @@ def _audit_row(alert: dict[str, Any], kind: str, **values: Any) -> dict[str, Any
         "pipeline": alert["pipeline"],
         "dag_id": alert["dag_id"],
         "run_id": alert.get("run_id"),
+        "environment": alert["environment"],
         "kind": kind,
         "event": alert.get("event"),
         "at": utcnow(),
@@ -64,6 +63,7 @@ def _key(alert: dict[str, Any], channel: str):
     return and_(
         alerts_table.c.dag_id == alert["dag_id"],
         alerts_table.c.run_id == alert["run_id"],
+        alerts_table.c.environment == alert["environment"],
         alerts_table.c.event == alert["event"],
         alerts_table.c.subject == alert["subject"],
         alerts_table.c.tier == alert.get("tier", 0),
@@ -114,7 +114,7 @@ def _take_over(conn, alert: dict[str, Any], channel: str, now: dt.datetime) -> i
 
 def _order(alert: dict[str, Any]) -> tuple:
     # One order for every claimer: two senders of overlapping subjects never wait on each other in a cycle.
-    return (alert["dag_id"], alert["run_id"], alert["event"], alert.get("tier", 0), alert["subject"])
+    return (alert["dag_id"], alert["run_id"], alert["environment"], alert["event"], alert.get("tier", 0), alert["subject"])
 
 
 def claim_many(engine: Engine, alerts: list[dict[str, Any]], channel: str) -> list[tuple[dict[str, Any], int]]:
@@ -122,7 +122,11 @@ def claim_many(engine: Engine, alerts: list[dict[str, Any]], channel: str) -> li
 
     One transaction, a savepoint per row, rows in one fixed order: a concurrent claimer of the same
     subjects waits for this one (PostgreSQL row locks; SQLite's write lock) and then finds them
-    taken, so one message carries them. Each row's ``message`` is its alert's own summary."""
+    taken, so one message carries them. Each row's ``message`` is its alert's own summary.
+
+    Besides fresh rows, two existing rows may be claimed: one whose send ``failed``, and one left
+    ``claimed`` for longer than ``STALE_CLAIM`` (its sender died mid-send: a send gives up well
+    before). Either way by one conditional UPDATE, so exactly one claimer wins."""
     won: list[tuple[dict[str, Any], int]] = []
     now = utcnow()
     with engine.begin() as conn:
@@ -136,16 +140,6 @@ def claim_many(engine: Engine, alerts: list[dict[str, Any]], channel: str) -> li
             if row_id is not None:
                 won.append((alert, row_id))
     return won
-
-
-def claim(engine: Engine, alert: dict[str, Any], channel: str, message: str | None = None) -> int | None:
-    """Claim the send of ``alert`` on ``channel``; the row id when this caller won, else None.
-
-    Besides a fresh row, two existing rows may be claimed: one whose send ``failed``, and one left
-    ``claimed`` for longer than ``STALE_CLAIM`` (its sender died mid-send: a send gives up well
-    before). Either way by one conditional UPDATE, so exactly one claimer wins."""
-    won = claim_many(engine, [{**alert, "summary": message if message is not None else alert.get("summary")}], channel)
-    return won[0][1] if won else None
 
 
 def _kind(alert: dict[str, Any]) -> str:
@@ -167,11 +161,6 @@ def finish_many(engine: Engine, message: dict[str, Any], row_ids: list[int], cha
                 **_audit_row(message, _kind(message), channel=channel, outcome=status, detail=message.get("title"), error=error)
             )
         )
-
-
-def finish(engine: Engine, alert: dict[str, Any], alert_id: int, channel: str, error: str | None) -> None:
-    """Record the outcome of a claimed send (and its audit row)."""
-    finish_many(engine, alert, [alert_id], channel, error)
 
 
 def record_error(engine: Engine, alert: dict[str, Any], channel: str, error: str,
@@ -232,50 +221,59 @@ def _open_clause():
     )
 
 
-def open_alerts(engine: Engine, dag_id: str | None = None) -> list[dict[str, Any]]:
+def _mine(dag_id: str, environment: str | None, **equal: Any) -> list:
+    """The alert rows of a pipeline in one environment (None: in every one) whose columns equal the
+    ``equal`` values that are not None (``run_id``, ``event``, ``subject``)."""
+    where = [alerts_table.c.dag_id == dag_id]
+    for column, value in {"environment": environment, **equal}.items():
+        if value is not None:
+            where.append(alerts_table.c[column] == value)
+    return where
+
+
+def open_alerts(engine: Engine, dag_id: str | None = None, environment: str | None = None) -> list[dict[str, Any]]:
     """First-tier alerts nobody has acknowledged and nothing has resolved, oldest first."""
     stmt = select(alerts_table).where(_open_clause()).order_by(alerts_table.c.created_at, alerts_table.c.id)
     if dag_id is not None:
-        stmt = stmt.where(alerts_table.c.dag_id == dag_id)
+        stmt = stmt.where(*_mine(dag_id, environment))
+    elif environment is not None:
+        stmt = stmt.where(alerts_table.c.environment == environment)
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(stmt)]
 
 
-def acknowledge(
-    engine: Engine, dag_id: str, run_id: str | None, by: str, *, event: str | None = None, subject: str | None = None
-) -> int:
-    """Acknowledge the open alerts of a pipeline (one run, or every run; optionally only one
-    ``event`` and/or ``subject``, i.e. one alert): escalation stops.
-
-    Returns how many alert rows were acknowledged; each acknowledged (run, event, subject) gets an
-    audit row naming ``by``."""
-    now = utcnow()
-    where = [alerts_table.c.dag_id == dag_id, _open_clause()]
-    if run_id is not None:
-        where.append(alerts_table.c.run_id == run_id)
-    if event is not None:
-        where.append(alerts_table.c.event == event)
-    if subject is not None:
-        where.append(alerts_table.c.subject == subject)
+def _close(engine: Engine, dag_id: str, where: list, values: dict[str, Any], *, kind: str, actor: str | None,
+           detail: str) -> tuple[int, list[tuple]]:
+    """Set ``values`` on the alert rows matching ``where``, with one audit row per first-tier (run,
+    environment, event, subject) among them; (rows changed, those keys)."""
+    c = alerts_table.c
     with engine.begin() as conn:
-        rows = conn.execute(
-            select(alerts_table.c.id, alerts_table.c.pipeline, alerts_table.c.run_id, alerts_table.c.event,
-                   alerts_table.c.subject).where(*where)
-        ).all()
+        rows = conn.execute(select(c.id, c.pipeline, c.run_id, c.environment, c.event, c.subject, c.tier).where(*where)).all()
         if not rows:
-            return 0
-        ids = [row.id for row in rows]
-        conn.execute(
-            update(alerts_table).where(alerts_table.c.id.in_(ids)).values(acknowledged_at=now, acknowledged_by=by)
-        )
-        for pipeline, run, event, subject in sorted({(r.pipeline, r.run_id, r.event, r.subject) for r in rows}):
-            conn.execute(
-                insert(audit_table).values(
-                    pipeline=pipeline, dag_id=dag_id, run_id=run, kind="ack", event=event,
-                    outcome="recorded", actor=by, detail=f"acknowledged {event} {subject}", at=now,
-                )
-            )
-    return len(ids)
+            return 0, []
+        conn.execute(update(alerts_table).where(c.id.in_([r.id for r in rows])).values(**values))
+        closed = sorted({(r.pipeline, r.run_id, r.environment, r.event, r.subject) for r in rows if r.tier == 0})
+        for pipeline, run, environment, event, subject in closed:
+            conn.execute(insert(audit_table).values(
+                pipeline=pipeline, dag_id=dag_id, run_id=run, environment=environment, kind=kind, event=event,
+                outcome="recorded", actor=actor, detail=detail.format(event=event, subject=subject), at=utcnow(),
+            ))
+    return len(rows), closed
+
+
+def acknowledge(
+    engine: Engine, dag_id: str, run_id: str | None, by: str, *, event: str | None = None, subject: str | None = None,
+    environment: str | None = None,
+) -> int:
+    """Acknowledge the open alerts of a pipeline (of one ``environment`` or every one; one run, or
+    every run; optionally only one ``event`` and/or ``subject``, i.e. one alert): escalation stops.
+
+    Returns how many alert rows were acknowledged; each acknowledged (run, environment, event,
+    subject) gets an audit row naming ``by``."""
+    where = [*_mine(dag_id, environment, run_id=run_id, event=event, subject=subject), _open_clause()]
+    count, _ = _close(engine, dag_id, where, {"acknowledged_at": utcnow(), "acknowledged_by": by}, kind="ack",
+                      actor=by, detail="acknowledged {event} {subject}")
+    return count
 
 
 def resolve(
@@ -283,57 +281,33 @@ def resolve(
     dag_id: str,
     resolution: str,
     *,
+    environment: str,
     run_ids: Iterable[str] | None = None,
     created_before: dt.datetime | None = None,
     event: str | None = None,
     subject: str | None = None,
     actor: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Mark open alerts resolved; returns the distinct (pipeline, run_id, event, subject) resolved."""
-    now = utcnow()
-    where = [alerts_table.c.dag_id == dag_id, alerts_table.c.resolved_at.is_(None),
+    """Mark open alerts of ``environment`` resolved (a run of one environment proves nothing about
+    another's); returns the distinct (pipeline, run_id, event, subject) resolved."""
+    where = [*_mine(dag_id, environment, event=event, subject=subject), alerts_table.c.resolved_at.is_(None),
              alerts_table.c.event.in_(OPEN_EVENTS)]
     if run_ids is not None:
         where.append(alerts_table.c.run_id.in_(list(run_ids)))
     if created_before is not None:
         where.append(alerts_table.c.created_at <= created_before)
-    if event is not None:
-        where.append(alerts_table.c.event == event)
-    if subject is not None:
-        where.append(alerts_table.c.subject == subject)
-    with engine.begin() as conn:
-        rows = conn.execute(
-            select(alerts_table.c.id, alerts_table.c.pipeline, alerts_table.c.run_id, alerts_table.c.event,
-                   alerts_table.c.subject, alerts_table.c.acknowledged_at, alerts_table.c.tier).where(*where)
-        ).all()
-        if not rows:
-            return []
-        conn.execute(
-            update(alerts_table)
-            .where(alerts_table.c.id.in_([r.id for r in rows]))
-            .values(resolved_at=now, resolution=resolution)
-        )
-        resolved = sorted({(r.pipeline, r.run_id, r.event, r.subject) for r in rows if r.tier == 0})
-        for pipeline, run, ev, subj in resolved:
-            conn.execute(
-                insert(audit_table).values(
-                    pipeline=pipeline, dag_id=dag_id, run_id=run, kind="recovered", event=ev,
-                    outcome="recorded", actor=actor, detail=f"resolved {ev} {subj}: {resolution}", at=now,
-                )
-            )
-    return [{"pipeline": p, "run_id": r, "event": e, "subject": s} for p, r, e, s in resolved]
+    _, closed = _close(engine, dag_id, where, {"resolved_at": utcnow(), "resolution": resolution}, kind="recovered",
+                       actor=actor, detail=f"resolved {{event}} {{subject}}: {resolution}")
+    return [{"pipeline": p, "run_id": r, "event": e, "subject": s} for p, r, _env, e, s in closed]
 
 
-def incident(engine: Engine, dag_id: str, run_id: str, event: str, subject: str) -> dict[str, Any] | None:
-    """The state of one first-tier alert across its channels: when it was first raised, and whether it
-    was acknowledged or resolved. None when it was never raised (or only suppressed)."""
+def incident(engine: Engine, dag_id: str, run_id: str, event: str, subject: str, *, environment: str) -> dict[str, Any] | None:
+    """The state of one first-tier alert across its channels: when it was first raised, whether it
+    was acknowledged or resolved, and whether it was only suppressed. None when it was never raised."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(alerts_table).where(
-                alerts_table.c.dag_id == dag_id,
-                alerts_table.c.run_id == run_id,
-                alerts_table.c.event == event,
-                alerts_table.c.subject == subject,
+                *_mine(dag_id, environment, run_id=run_id, event=event, subject=subject),
                 alerts_table.c.tier == 0,
             )
         ).all()
@@ -349,50 +323,50 @@ def incident(engine: Engine, dag_id: str, run_id: str, event: str, subject: str)
     }
 
 
-def run_incidents(engine: Engine, dag_id: str, run_id: str, events: Iterable[str], *,
-                  include_suppressed: bool = True) -> list[dict[str, Any]]:
-    """Distinct first-tier (event, subject) alerts of one run, with their earliest time (alerts that
-    were only suppressed count too, unless ``include_suppressed=False``)."""
+def run_incidents(engine: Engine, dag_id: str, run_id: str, events: Iterable[str], *, environment: str) -> list[dict[str, Any]]:
+    """Distinct first-tier (event, subject) alerts of one run of ``environment``, with their earliest
+    time, oldest first (alerts that were only suppressed count too)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(alerts_table.c.event, alerts_table.c.subject, alerts_table.c.created_at, alerts_table.c.status)
-            .where(alerts_table.c.dag_id == dag_id, alerts_table.c.run_id == run_id,
-                   alerts_table.c.tier == 0, alerts_table.c.event.in_(list(events)))
+            select(alerts_table.c.event, alerts_table.c.subject, func.min(alerts_table.c.created_at).label("at"))
+            .where(*_mine(dag_id, environment, run_id=run_id), alerts_table.c.tier == 0,
+                   alerts_table.c.event.in_(list(events)))
+            .group_by(alerts_table.c.event, alerts_table.c.subject)
         ).all()
-    found: dict[tuple[str, str], dt.datetime] = {}
-    for row in rows:
-        if row.status == "suppressed" and not include_suppressed:
-            continue
-        key = (row.event, row.subject)
-        found[key] = min(found.get(key, row.created_at), row.created_at)
-    return [{"event": e, "subject": s, "created_at": t} for (e, s), t in sorted(found.items(), key=lambda kv: kv[1])]
+    found = sorted(rows, key=lambda r: (r.at, r.event, r.subject))
+    return [{"event": r.event, "subject": r.subject, "created_at": r.at} for r in found]
 
 
-def previous_check_status(engine: Engine, dag_id: str, check_name: str, run_id: str) -> str | None:
-    """Status of the same check in the run before this one (None: never ran). "Before" is by the
-    check's own time, so clearing an old run, or runs overlapping, never compares with a later run."""
-    this_run = (
-        select(func.min(check_results.c.checked_at))
-        .where(check_results.c.dag_id == dag_id, check_results.c.check_name == check_name,
-               check_results.c.run_id == run_id)
+# Worst first: the status of a check in a run where several mapped task instances ran it.
+STATUS_SEVERITY = {"error": 3, "failed": 2, "warned": 1, "passed": 0}
+
+
+def previous_check_status(engine: Engine, dag_id: str, check_name: str, run_id: str, *, environment: str) -> str | None:
+    """Status of the same check in the run of ``environment`` before this one (None: it never ran
+    there); where several mapped task instances ran it in that run, the worst (error > failed >
+    warned > passed). "Before" is by the check's own time, so clearing an old run, or runs
+    overlapping, never compares with a later run; another environment's runs never count."""
+    c = check_results.c
+    mine = (c.dag_id == dag_id, c.environment == environment, c.check_name == check_name)
+    this_run = select(func.min(c.checked_at)).where(*mine, c.run_id == run_id).scalar_subquery()
+    previous = (
+        select(c.run_id)
+        .where(*mine, c.run_id != run_id, or_(this_run.is_(None), c.checked_at < this_run))
+        .order_by(c.checked_at.desc(), c.id.desc())
+        .limit(1)
         .scalar_subquery()
     )
-    stmt = (
-        select(check_results.c.status)
-        .where(check_results.c.dag_id == dag_id, check_results.c.check_name == check_name,
-               check_results.c.run_id != run_id, or_(this_run.is_(None), check_results.c.checked_at < this_run))
-        .order_by(check_results.c.checked_at.desc(), check_results.c.id.desc())
-        .limit(1)
-    )
     with engine.connect() as conn:
-        return conn.execute(stmt).scalar()
+        statuses = conn.execute(select(c.status).where(*mine, c.run_id == previous)).scalars().all()
+    return max(statuses, key=lambda status: STATUS_SEVERITY.get(status, 3)) if statuses else None
 
 
-def task_had_failed_checks(engine: Engine, dag_id: str, run_id: str, task_id: str) -> bool:
-    """Whether the task recorded failing checks in this run (their alerts already said it)."""
-    stmt = select(check_results.c.id).where(
-        check_results.c.dag_id == dag_id, check_results.c.run_id == run_id, check_results.c.task_id == task_id,
-        or_(check_results.c.status == "failed", check_results.c.status == "error"),
+def task_had_failed_checks(engine: Engine, dag_id: str, run_id: str, task_id: str, *, environment: str) -> bool:
+    """Whether the task recorded failing checks in this run of ``environment`` (their alerts said it)."""
+    c = check_results.c
+    stmt = select(c.id).where(
+        c.dag_id == dag_id, c.run_id == run_id, c.environment == environment, c.task_id == task_id,
+        c.status.in_(("failed", "error")),
     ).limit(1)
     with engine.connect() as conn:
         return conn.execute(stmt).scalar() is not None

@@ -18,11 +18,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text, union, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.schema import CreateColumn
 
 from airflow_dataops import settings
-from airflow_dataops.store.schema import SCHEMA_VERSION, check_results, metadata, schema_version
+from airflow_dataops.store.schema import (
+    SCHEMA_VERSION,
+    UNKNOWN_ENVIRONMENT,
+    audit,
+    check_results,
+    freshness,
+    key_columns,
+    metadata,
+    schema_version,
+)
 from airflow_dataops.store.schema import alerts as alerts_table
 
 log = logging.getLogger(__name__)
@@ -189,44 +199,70 @@ def _upgrade(conn: Connection, from_version: int) -> None:
     if from_version < 2:
         _add_column(conn, alerts_table.c.claimed_at)
     if from_version < 3:
-        _rekey_check_results(conn)
+        for column in (freshness.c.environment, audit.c.environment):
+            _add_column(conn, column)
+        for table, key in _REKEYED.items():
+            _rekey(conn, table, key)
+        _fill_environment(conn, freshness, check_results)
+        _fill_environment(conn, audit, alerts_table)
         _replace_indexes(conn)
 
 
-RESULT_KEY_COLUMNS = next(c for c in check_results.constraints if c.name == "uq_dataops_result").columns.keys()
+# Schema 3: the unique keys that gained the environment.
+_REKEYED = {check_results: "uq_dataops_result", freshness: "uq_dataops_freshness", alerts_table: "uq_dataops_alert"}
 
-# Indexes of schema 2 that schema 3 replaced by ones led by dag_id.
+# Indexes of schema 2 that schema 3 dropped (led by the pipeline name) or redefined under the same
+# name (led by (dag_id, environment) now).
 _DROPPED_INDEXES = {
-    "dataops_check_results": ("ix_dataops_results_pipeline_check_time",),
+    "dataops_check_results": ("ix_dataops_results_pipeline_check_time", "ix_dataops_results_dag_time"),
     "dataops_freshness": ("ix_dataops_freshness_pipeline_time",),
-    "dataops_alerts": ("ix_dataops_alerts_pipeline_time",),
+    "dataops_alerts": ("ix_dataops_alerts_pipeline_time", "ix_dataops_alerts_open"),
     "dataops_audit": ("ix_dataops_audit_pipeline_time",),
 }
 
 
-def _rekey_check_results(conn: Connection) -> None:
-    """Schema 3: the natural key of a check result includes the environment. SQLite cannot alter a
-    constraint, so there the table is rebuilt (rows, ids and all); elsewhere the constraint is
-    dropped and added again."""
+def _rekey(conn: Connection, table, key: str) -> None:
+    """Give ``table``'s unique constraint ``key`` the columns ``schema.metadata`` defines. SQLite
+    cannot alter a constraint, so there the table is rebuilt (rows, ids and all); elsewhere the
+    constraint is dropped and added again."""
+    preparer = conn.dialect.identifier_preparer
+    name = preparer.format_table(table)
     if conn.dialect.name != "sqlite":
         # Plain DDL text: SQLAlchemy's AddConstraint/DropConstraint would mark the shared constraint
         # object as "not inline", and every later CREATE TABLE of it would then lack the key.
-        preparer = conn.dialect.identifier_preparer
-        table = preparer.format_table(check_results)
-        name = preparer.quote("uq_dataops_result")
+        constraint = preparer.quote(key)
         drop = "DROP INDEX" if conn.dialect.name in {"mysql", "mariadb"} else "DROP CONSTRAINT"
-        columns = ", ".join(preparer.quote(c) for c in RESULT_KEY_COLUMNS)
-        conn.execute(text(f"ALTER TABLE {table} {drop} {name}"))
-        conn.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE ({columns})"))
+        columns = ", ".join(preparer.quote(c) for c in key_columns(table, key))
+        conn.execute(text(f"ALTER TABLE {name} {drop} {constraint}"))
+        conn.execute(text(f"ALTER TABLE {name} ADD CONSTRAINT {constraint} UNIQUE ({columns})"))
         return
-    old = f"{check_results.name}_v2"
-    for index in inspect(conn).get_indexes(check_results.name):
-        conn.execute(text(f'DROP INDEX "{index["name"]}"'))
-    conn.execute(text(f'ALTER TABLE "{check_results.name}" RENAME TO "{old}"'))
-    check_results.create(conn)
-    columns = ", ".join(f'"{c}"' for c in check_results.c.keys())
-    conn.execute(text(f'INSERT INTO "{check_results.name}" ({columns}) SELECT {columns} FROM "{old}"'))
-    conn.execute(text(f'DROP TABLE "{old}"'))
+    old = preparer.quote(f"{table.name}_v2")
+    for index in inspect(conn).get_indexes(table.name):  # index names are per database in SQLite
+        conn.execute(text(f"DROP INDEX {preparer.quote(index['name'])}"))
+    conn.execute(text(f"ALTER TABLE {name} RENAME TO {old}"))
+    table.create(conn)
+    columns = ", ".join(preparer.quote(c) for c in table.c.keys())
+    conn.execute(text(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {old}"))
+    conn.execute(text(f"DROP TABLE {old}"))
+
+
+def _fill_environment(conn: Connection, table, source) -> None:
+    """Rows that schema 3 gave an environment column (``UNKNOWN_ENVIRONMENT`` so far) take the
+    environment of the same run's rows in ``source``; the rest, the store's only environment when it
+    has just one (a store that was never shared), else they stay unknown."""
+    unknown = table.c.environment == UNKNOWN_ENVIRONMENT
+    known = (
+        select(func.max(source.c.environment))
+        .where(source.c.dag_id == table.c.dag_id, source.c.run_id == table.c.run_id,
+               source.c.environment != UNKNOWN_ENVIRONMENT)
+        .scalar_subquery()
+    )
+    conn.execute(update(table).where(unknown, known.is_not(None)).values(environment=known))
+    environments = union(*(select(t.c.environment).where(t.c.environment != UNKNOWN_ENVIRONMENT).distinct()
+                           for t in (check_results, alerts_table))).subquery()
+    found = conn.execute(select(environments.c.environment).limit(2)).scalars().all()
+    if len(found) == 1:
+        conn.execute(update(table).where(unknown).values(environment=found[0]))
 
 
 def _replace_indexes(conn: Connection) -> None:
@@ -239,16 +275,14 @@ def _replace_indexes(conn: Connection) -> None:
             if name in existing[table_name]:  # text DDL: an Index() object would join the shared table
                 on = f" ON {preparer.format_table(table)}" if conn.dialect.name in {"mysql", "mariadb"} else ""
                 conn.execute(text(f"DROP INDEX {preparer.quote(name)}{on}"))
+                existing[table_name].discard(name)
         for index in table.indexes:
             if index.name not in existing[table_name]:
                 index.create(conn, checkfirst=True)
 
 
 def _add_column(conn: Connection, column) -> None:
-    """``ALTER TABLE ... ADD COLUMN`` for a nullable column of ``schema.metadata``, quoted and typed
-    for the connection's dialect."""
-    preparer = conn.dialect.identifier_preparer
-    ddl = column.type.compile(dialect=conn.dialect)
-    conn.execute(
-        text(f"ALTER TABLE {preparer.format_table(column.table)} ADD COLUMN {preparer.format_column(column)} {ddl}")
-    )
+    """``ALTER TABLE ... ADD COLUMN`` for a column of ``schema.metadata`` (nullable, or with a server
+    default for the existing rows), quoted, typed and defaulted for the connection's dialect."""
+    spec = CreateColumn(column).compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(column.table)} ADD COLUMN {spec}"))

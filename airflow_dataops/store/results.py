@@ -3,8 +3,8 @@
 Its own database (``[dataops] results_conn_id``, or the embedded SQLite file on a single machine),
 never Airflow's metadata database. Writes are idempotent upserts keyed by (DAG, run, task, map index,
 environment, check): a retry replaces its earlier try, a duplicate never double-counts. Reads serve the
-``volume_anomaly`` check (``observed_history``, per environment and per filter state), alerting
-(``previous_status``) and the UI page.
+``volume_anomaly`` check (``observed_history``, per environment and per filter state) and the demo;
+alerting reads through ``store.alerts``, the UI page through ``plugins.queries``/``plugins.history``.
 
 Every datetime going in is stored as UTC, and every datetime coming out is timezone-aware UTC.
 """
@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from airflow_dataops import settings
 from airflow_dataops.store import base
-from airflow_dataops.store.schema import alerts, audit, check_results, freshness
+from airflow_dataops.store.schema import alerts, audit, check_results, freshness, key_columns
 from airflow_dataops.store.upsert import upsert
 from airflow_dataops.timeutil import as_utc, utcnow
 
@@ -37,11 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RESULT_KEY = ("dag_id", "run_id", "task_id", "map_index", "environment", "check_name")
-FRESHNESS_KEY = ("dag_id", "run_id", "task_id", "table_name", "column_name")
+RESULT_KEY = key_columns(check_results, "uq_dataops_result")
+FRESHNESS_KEY = key_columns(freshness, "uq_dataops_freshness")
 HISTORY_STATUSES = ("passed", "warned")
-# Worst first: the status of a check in a run where several mapped task instances ran it.
-STATUS_SEVERITY = {"error": 3, "failed": 2, "warned": 1, "passed": 0}
 PURGE_BATCH = 5000
 WRITE_ATTEMPTS = 3
 _TRANSIENT = ("deadlock", "database is locked", "could not serialize", "lock wait timeout", "lock timeout")
@@ -215,7 +213,8 @@ class ResultsStore:
         max_age_s: float | None,
         fresh: bool | None,
     ) -> None:
-        """Upsert the freshness observation of (run, task, table, column): the latest poke wins."""
+        """Upsert the freshness observation of (run, task, environment, table, column): the latest
+        poke wins."""
         observed_at = as_utc(observed_at)
         newest = as_utc(newest) if newest is not None else None
         row = {
@@ -223,6 +222,7 @@ class ResultsStore:
             "dag_id": run.dag_id,
             "run_id": run.run_id,
             "task_id": run.task_id,
+            "environment": run.environment,
             "source": source,
             "table_name": table,
             "column_name": column,
@@ -302,13 +302,16 @@ class ResultsStore:
                 offset += page
         return values
 
-    def results_for_run(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        """Every stored result of one DAG run, by task, map index and check name."""
+    def results_for_run(self, dag_id: str, run_id: str, environment: str | None = None) -> list[dict[str, Any]]:
+        """Every stored result of one DAG run (of one ``environment``, or of every environment that
+        has a run of that id), by task, map index and check name."""
         query = (
             select(check_results)
             .where(check_results.c.dag_id == dag_id, check_results.c.run_id == run_id)
             .order_by(check_results.c.task_id, check_results.c.map_index, check_results.c.check_name)
         )
+        if environment is not None:
+            query = query.where(check_results.c.environment == environment)
         with base.reading(self.engine) as conn:
             return [_row_dict(row) for row in conn.execute(query)]
 
@@ -328,51 +331,16 @@ class ResultsStore:
         with base.reading(self.engine) as conn:
             return [_row_dict(row) for row in conn.execute(query)]
 
-    def previous_status(
-        self,
-        dag_id: str,
-        check_name: str,
-        *,
-        before_run_id: str | None = None,
-        before_time: dt.datetime | None = None,
-    ) -> str | None:
-        """The status of ``check_name`` in the run before ``before_run_id`` (or before
-        ``before_time``), or None when there is none. Where several mapped task instances ran the
-        check in that run, the worst status counts (error > failed > warned > passed)."""
-        if (before_run_id is None) == (before_time is None):
-            raise ValueError("previous_status needs exactly one of before_run_id or before_time")
-        c = check_results.c
-        mine = and_(c.dag_id == dag_id, c.check_name == check_name)
-        with base.reading(self.engine) as conn:
-            if before_run_id is not None:
-                cutoff = conn.execute(
-                    select(func.min(c.checked_at)).where(mine, c.run_id == before_run_id)
-                ).scalar()
-                if cutoff is None:  # the check has not recorded in that run: its run time then
-                    cutoff = conn.execute(
-                        select(func.min(c.checked_at)).where(c.dag_id == dag_id, c.run_id == before_run_id)
-                    ).scalar()
-                condition = [mine, c.run_id != before_run_id]
-                if cutoff is not None:
-                    condition.append(c.checked_at < cutoff)
-            else:
-                condition = [mine, c.checked_at < as_utc(before_time)]
-            previous_run = conn.execute(
-                select(c.run_id).where(*condition).order_by(c.checked_at.desc(), c.id.desc()).limit(1)
-            ).scalar()
-            if previous_run is None:
-                return None
-            statuses = conn.execute(select(c.status).where(mine, c.run_id == previous_run)).scalars().all()
-        return max(statuses, key=lambda status: STATUS_SEVERITY.get(status, 3))
-
-    def latest_freshness(self, dag_id: str) -> dict[str, Any] | None:
-        """The newest freshness observation of the DAG (for the UI's lag against the SLA)."""
+    def latest_freshness(self, dag_id: str, environment: str | None = None) -> dict[str, Any] | None:
+        """The newest freshness observation of the DAG (in ``environment``, or in any)."""
         query = (
             select(freshness)
             .where(freshness.c.dag_id == dag_id)
             .order_by(freshness.c.observed_at.desc(), freshness.c.id.desc())
             .limit(1)
         )
+        if environment is not None:
+            query = query.where(freshness.c.environment == environment)
         with base.reading(self.engine) as conn:
             row = conn.execute(query).first()
         return dict(row._mapping) if row is not None else None

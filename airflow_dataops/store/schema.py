@@ -25,8 +25,13 @@ from sqlalchemy import (
 )
 
 # 2: dataops_alerts.claimed_at (stale claims are taken over)
-# 3: check results keyed by environment too; indexes led by dag_id, the column every read filters on
+# 3: environments sharing a store never collide (scheduled run ids repeat across environments):
+#    check results, freshness observations and alerts keyed by environment too; freshness and audit
+#    rows record it; indexes led by (dag_id, environment), what every read filters on
 SCHEMA_VERSION = 3
+
+#: The environment of rows written before schema 3 whose environment could not be told.
+UNKNOWN_ENVIRONMENT = "unknown"
 
 
 class UTCDateTime(TypeDecorator):
@@ -96,10 +101,11 @@ check_results = Table(
     UniqueConstraint("dag_id", "run_id", "task_id", "map_index", "environment", "check_name", name="uq_dataops_result"),
     # volume_anomaly's history of one check in one environment.
     Index("ix_dataops_results_history", "pipeline", "environment", "check_name", "checked_at"),
-    # The UI's history of one check.
-    Index("ix_dataops_results_dag_check_time", "dag_id", "check_name", "checked_at"),
-    # Covers the UI's 30-day on-time query on its own; its leading columns serve every (dag_id, time) query.
-    Index("ix_dataops_results_dag_time", "dag_id", "checked_at", "run_id", "action", "status"),
+    # The UI's history of one check; alerting's "status in the previous run".
+    Index("ix_dataops_results_dag_check_time", "dag_id", "environment", "check_name", "checked_at"),
+    # Covers the UI's 30-day on-time query on its own; its leading columns serve every (dag_id,
+    # environment, time) query.
+    Index("ix_dataops_results_dag_time", "dag_id", "environment", "checked_at", "run_id", "action", "status"),
     Index("ix_dataops_results_time", "checked_at"),
 )
 
@@ -111,6 +117,7 @@ freshness = Table(
     Column("dag_id", String(250), nullable=False),
     Column("run_id", String(250), nullable=False),
     Column("task_id", String(250), nullable=False),
+    Column("environment", String(100), nullable=False, server_default=UNKNOWN_ENVIRONMENT),
     Column("source", String(20), nullable=False),  # check | sensor
     Column("table_name", String(400)),
     Column("column_name", String(250)),
@@ -119,10 +126,10 @@ freshness = Table(
     Column("lag_seconds", Float),
     Column("max_age_seconds", Float),
     Column("fresh", Boolean),
-    UniqueConstraint("dag_id", "run_id", "task_id", "table_name", "column_name", name="uq_dataops_freshness"),
-    Index("ix_dataops_freshness_dag_time", "dag_id", "observed_at"),
-    # The UI's newest observation per (pipeline, table, column), read from the index alone.
-    Index("ix_dataops_freshness_latest", "dag_id", "table_name", "column_name", "observed_at"),
+    UniqueConstraint("dag_id", "run_id", "task_id", "environment", "table_name", "column_name", name="uq_dataops_freshness"),
+    Index("ix_dataops_freshness_dag_time", "dag_id", "environment", "observed_at"),
+    # The UI's newest observation per (pipeline, environment, table, column), read from the index alone.
+    Index("ix_dataops_freshness_latest", "dag_id", "environment", "table_name", "column_name", "observed_at"),
     Index("ix_dataops_freshness_time", "observed_at"),
 )
 
@@ -150,9 +157,9 @@ alerts = Table(
     Column("acknowledged_by", String(250)),
     Column("resolved_at", UTCDateTime()),
     Column("resolution", String(40)),  # same_run_succeeded | cleared | later_run_succeeded | recovered
-    UniqueConstraint("dag_id", "run_id", "event", "subject", "tier", "channel", name="uq_dataops_alert"),
-    Index("ix_dataops_alerts_dag_time", "dag_id", "created_at"),
-    Index("ix_dataops_alerts_open", "dag_id", "acknowledged_at", "resolved_at"),
+    UniqueConstraint("dag_id", "run_id", "environment", "event", "subject", "tier", "channel", name="uq_dataops_alert"),
+    Index("ix_dataops_alerts_dag_time", "dag_id", "environment", "created_at"),
+    Index("ix_dataops_alerts_open", "dag_id", "environment", "acknowledged_at", "resolved_at"),
 )
 
 audit = Table(
@@ -162,6 +169,7 @@ audit = Table(
     Column("pipeline", String(250), nullable=False),
     Column("dag_id", String(250), nullable=False),
     Column("run_id", String(250)),
+    Column("environment", String(100), nullable=False, server_default=UNKNOWN_ENVIRONMENT),
     Column("kind", String(20), nullable=False),  # alert | suppressed | ack | escalation | recovered | error
     Column("event", String(40)),
     Column("channel", String(300)),
@@ -170,6 +178,11 @@ audit = Table(
     Column("detail", Text),
     Column("error", Text),
     Column("at", UTCDateTime(), nullable=False),
-    Index("ix_dataops_audit_dag_time", "dag_id", "at"),
+    Index("ix_dataops_audit_dag_time", "dag_id", "environment", "at"),
     Index("ix_dataops_audit_time", "at"),
 )
+
+
+def key_columns(table: Table, name: str) -> tuple[str, ...]:
+    """The columns of ``table``'s unique constraint ``name``: the natural key its writers upsert on."""
+    return tuple(next(c for c in table.constraints if c.name == name).columns.keys())

@@ -13,6 +13,12 @@ ALERT = {"pipeline": "orders", "dag_id": "orders", "run_id": "run_1", "environme
          "event": "sla_miss", "subject": "sla", "tier": 0, "severity": "error", "title": "SLA missed"}
 
 
+def _claim_one(store_alerts, engine) -> int | None:
+    """The row id this claimer won, else None."""
+    won = store_alerts.claim_many(engine, [{**ALERT, "summary": "SLA missed"}], "slack:#data-alerts")
+    return won[0][1] if won else None
+
+
 def _claim(url: str, barrier, results) -> None:
     from sqlalchemy import create_engine
 
@@ -21,7 +27,7 @@ def _claim(url: str, barrier, results) -> None:
 
     engine = sqlite_engine(url.removeprefix("sqlite:///")) if url.startswith("sqlite") else create_engine(url)
     barrier.wait()
-    results.put(store_alerts.claim(engine, ALERT, "slack:#data-alerts", "SLA missed"))
+    results.put(_claim_one(store_alerts, engine))
     engine.dispose()
 
 
@@ -39,7 +45,7 @@ def _race(url: str, processes: int = 6, held_for: dt.timedelta | None = None) ->
     if held_for is not None:
         with engine.begin() as conn:
             conn.execute(sa.delete(alerts_table))
-        held = store_alerts.claim(engine, ALERT, "slack:#data-alerts", "SLA missed")
+        held = _claim_one(store_alerts, engine)
         with engine.begin() as conn:
             conn.execute(sa.update(alerts_table).where(alerts_table.c.id == held)
                          .values(claimed_at=store_alerts.utcnow() - held_for))

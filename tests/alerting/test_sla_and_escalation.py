@@ -74,7 +74,7 @@ def test_acknowledgement_stops_escalation(connections, slack, ctx, default_store
 
 def test_a_later_successful_run_resolves_and_stops_escalation(connections, slack, ctx, default_store):
     fire(ctx, "run_c", 0, state="failed")  # a failed run's deadline still fires (apache/airflow#60927)
-    resolved = store_alerts.resolve(default_store, ctx["dag_id"], "later_run_succeeded",
+    resolved = store_alerts.resolve(default_store, ctx["dag_id"], "later_run_succeeded", environment=ctx["environment"],
                                     created_before=store_alerts.utcnow())
     assert resolved == [{"pipeline": ctx["pipeline"], "run_id": "run_c", "event": "sla_miss", "subject": "sla"}]
     assert fire(ctx, "run_c", 1) == {}
@@ -176,7 +176,8 @@ def test_an_sla_without_alert_channels_is_still_a_deadline_and_is_recorded(conne
     assert row["resolution"] == "no_alerting_configured" and store_alerts.open_alerts(default_store, ctx["dag_id"]) == []
     assert "alert sla_miss recorded only" in caplog.text
     with default_store.connect() as conn:
-        assert queries._on_time(conn, [ctx["dag_id"]], store_alerts.utcnow()) == {ctx["dag_id"]: (0, 1)}
+        on_time = queries._on_time(conn, {ctx["dag_id"]: ctx["environment"]}, store_alerts.utcnow())
+        assert on_time == {ctx["dag_id"]: (0, 1)}
     assert fire(ctx, "run_quiet", 0, alerts=None) == {"none": "recorded"}  # again: still one row
     assert len(store_alerts.alert_rows(default_store, ctx["dag_id"])) == 1
 

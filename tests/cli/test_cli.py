@@ -156,12 +156,18 @@ def test_ack_acknowledges_open_alerts_and_records_who(tmp_path):
                 pipeline="orders_daily", dag_id="orders_daily", run_id=run_id, environment="production",
                 event="check_failed", subject="row_count", tier=0, channel="slack:#orders-alerts",
                 severity="error", status="sent", created_at=now))
-    out = cli("ack", "orders_daily", "--run", "run_1", "--by", "alice", home=tmp_path)
+    # This machine's [dataops] environment is development: production's alerts are not its to ack,
+    # and it says where the matching ones are.
+    out = cli("ack", "orders_daily", "--run", "run_1", "--by", "mallory", home=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "acknowledged 1 open alert(s) of orders_daily (run run_1) as alice" in out.stdout
+    assert "acknowledged 0 open alert(s) of orders_daily (run run_1) in development as mallory" in out.stdout
+    assert "open alerts matching that are in environment(s) production: pass --env" in out.stderr
+    out = cli("ack", "orders_daily", "--run", "run_1", "--env", "production", "--by", "alice", home=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "acknowledged 1 open alert(s) of orders_daily (run run_1) in production as alice" in out.stdout
     assert f"results store: embedded SQLite file {tmp_path / 'dataops_results.db'}" in out.stderr
-    out = cli("ack", "orders_daily", "--by", "bob", home=tmp_path)
-    assert "acknowledged 1 open alert(s) of orders_daily (all runs) as bob" in out.stdout
+    out = cli("ack", "orders_daily", "--env", "production", "--by", "bob", home=tmp_path)
+    assert "acknowledged 1 open alert(s) of orders_daily (all runs) in production as bob" in out.stdout
     with engine.connect() as conn:
         acked = dict(conn.execute(sa.select(alerts.c.run_id, alerts.c.acknowledged_by)).all())
         actors = sorted(conn.execute(sa.select(audit.c.actor).where(audit.c.kind == "ack")).scalars())
@@ -211,7 +217,7 @@ def test_ack_and_purge_find_a_results_connection_stored_in_airflows_metadata_dat
     _open_alert(engine, "orders_daily", "run_9")
     home = tmp_path / "cli-home"
     home.mkdir()
-    env_home = {"AIRFLOW__DATAOPS__RESULTS_CONN_ID": conn_id}
+    env_home = {"AIRFLOW__DATAOPS__RESULTS_CONN_ID": conn_id, "AIRFLOW__DATAOPS__ENVIRONMENT": "production"}
     try:
         os.environ.update(env_home)
         out = cli("ack", "orders_daily", "--by", "erin", home=home)
@@ -223,7 +229,7 @@ def test_ack_and_purge_find_a_results_connection_stored_in_airflows_metadata_dat
             session.query(Connection).filter(Connection.conn_id == conn_id).delete()
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"results store: connection '{conn_id}' (sqlite)" in out.stderr
-    assert "acknowledged 1 open alert(s) of orders_daily (all runs) as erin" in out.stdout
+    assert "acknowledged 1 open alert(s) of orders_daily (all runs) in production as erin" in out.stdout
     assert purge.returncode == 0 and f"results store: connection '{conn_id}' (sqlite)" in purge.stderr
     assert not (home / "dataops_results.db").exists()  # the embedded store was never opened
     with engine.connect() as conn:

@@ -70,7 +70,7 @@ def demo_store(engine: Engine, now: dt.datetime | None = None) -> dict[str, Any]
         newest = at - dt.timedelta(hours=2 if not latest else 30)
         fresh.append({
             "pipeline": "orders_daily", "dag_id": "orders_daily", "run_id": rid, "task_id": "freshness",
-            "source": "check", "table_name": "public.orders", "column_name": "updated_at", "newest": newest,
+            "environment": "production", "source": "check", "table_name": "public.orders", "column_name": "updated_at", "newest": newest,
             "observed_at": at, "lag_seconds": (at - newest).total_seconds(), "max_age_seconds": 6 * 3600.0,
             "fresh": not latest,
         })
@@ -98,7 +98,7 @@ def demo_store(engine: Engine, now: dt.datetime | None = None) -> dict[str, Any]
                               table_name="public.customers", observed=5000 + day, expected={"min": 100}))
         fresh.append({
             "pipeline": "customers_hourly", "dag_id": "customers_hourly", "run_id": rid, "task_id": "freshness",
-            "source": "sensor", "table_name": "public.customers", "column_name": "updated_at",
+            "environment": "staging", "source": "sensor", "table_name": "public.customers", "column_name": "updated_at",
             "newest": at - dt.timedelta(minutes=10), "observed_at": at, "lag_seconds": 600.0,
             "max_age_seconds": 3600.0, "fresh": True,
         })
@@ -131,7 +131,7 @@ def _alert(dag_id, run, event, subject, tier, channel, at, **extra) -> dict[str,
 
 def _audit(dag_id, run, kind, event, channel, outcome, actor, at) -> dict[str, Any]:
     return {
-        "pipeline": dag_id, "dag_id": dag_id, "run_id": run, "kind": kind, "event": event, "channel": channel,
+        "pipeline": dag_id, "dag_id": dag_id, "run_id": run, "environment": "production", "kind": kind, "event": event, "channel": channel,
         "outcome": outcome, "actor": actor, "detail": None, "error": None, "at": at,
     }
 

@@ -183,7 +183,7 @@ def test_overview_page_and_empty_state(airflow_api, tokens, store):
     demo_store(store)
     full = airflow_api.get("/dataops/", headers=auth(tokens["viewer"])).text
     assert "orders_daily" in full and "customers_hourly" in full and "secret_pipeline" not in full
-    assert 'href="/dataops/pipelines/orders_daily"' in full
+    assert 'href="/dataops/pipelines/orders_daily?environment=production"' in full
 
 
 def test_pipelines_airflow_does_not_know_are_never_listed(airflow_api, tokens, world):
@@ -246,7 +246,8 @@ def test_hostile_names_from_the_store_are_escaped_in_the_pages(airflow_api, toke
             make_result("orders_daily", "r2" + script, script, "failed", now + dt.timedelta(seconds=1),
                         check_type="row_count", observed=5, expected={"min": 10}, message=script),
         ],
-        fresh=[{"pipeline": "orders_daily", "dag_id": "orders_daily", "run_id": script, "task_id": "t", "source": "check",
+        fresh=[{"pipeline": "orders_daily", "dag_id": "orders_daily", "run_id": script, "task_id": "t",
+                "environment": "production", "source": "check",
                 "table_name": script, "column_name": evil, "newest": now, "observed_at": now, "lag_seconds": 5.0,
                 "max_age_seconds": 60.0, "fresh": True}],
     )
@@ -476,7 +477,8 @@ def test_a_freshness_only_pipeline_shows_its_last_run_and_a_future_timestamp_is_
 
     now = dt.datetime.now(dt.timezone.utc)
     seed(store, fresh=[{
-        "pipeline": "new_pipeline", "dag_id": "new_pipeline", "run_id": "sensor_run", "task_id": "wait", "source": "sensor",
+        "pipeline": "new_pipeline", "dag_id": "new_pipeline", "run_id": "sensor_run", "task_id": "wait",
+        "environment": "production", "source": "sensor",
         "table_name": "raw.t", "column_name": "loaded_at", "newest": now + dt.timedelta(hours=2), "observed_at": now,
         "lag_seconds": -7200.0, "max_age_seconds": 3600.0, "fresh": True,
     }])

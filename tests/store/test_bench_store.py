@@ -22,6 +22,6 @@ def test_the_store_benchmark_runs_quick_and_reports_every_measurement(pg_url, ca
     out = capsys.readouterr().out
 
     assert code == 0, out
-    for label in ("postgresql  2 writer(s)", "sqlite file 2 writer(s)", "observed_history", "previous_status",
+    for label in ("postgresql  2 writer(s)", "sqlite file 2 writer(s)", "observed_history", "previous_check_status",
                   "latest_results", "results_for_run", "record_results(8 results)", "purge(36 days): deleted 5,600"):
         assert label in out, f"{label!r} missing from:\n{out}"

@@ -183,24 +183,6 @@ def test_observed_history_ignores_values_that_are_not_numbers(store):
     assert store.observed_history("orders", "row_count", 5) == [5.0]
 
 
-def test_previous_status_says_what_the_check_did_in_the_run_before(store):
-    store.record_results(run("r1"), [result(passed=True, at=T0)])
-    store.record_results(run("r2"), [result(passed=False, action="warn", at=T0 + dt.timedelta(hours=1))])
-    store.record_results(run("r3", map_index=0), [result(passed=True, at=T0 + dt.timedelta(hours=2))])
-    store.record_results(run("r3", map_index=1), [result(passed=False, at=T0 + dt.timedelta(hours=2))])
-    store.record_results(run("r4"), [result(passed=True, at=T0 + dt.timedelta(hours=3))])
-
-    assert store.previous_status("orders", "row_count", before_run_id="r1") is None
-    assert store.previous_status("orders", "row_count", before_run_id="r2") == "passed"
-    assert store.previous_status("orders", "row_count", before_run_id="r3") == "warned"
-    assert store.previous_status("orders", "row_count", before_run_id="r4") == "failed"  # worst mapped instance
-    assert store.previous_status("orders", "row_count", before_time=T0 + dt.timedelta(minutes=90)) == "warned"
-    assert store.previous_status("orders", "row_count", before_run_id="not-yet-recorded") == "passed"
-    assert store.previous_status("orders", "other_check", before_run_id="r4") is None
-    with pytest.raises(ValueError, match="exactly one"):
-        store.previous_status("orders", "row_count")
-
-
 def test_latest_results_gives_the_newest_row_of_each_check(store):
     store.record_results(run("r1"), [result(observed=1, at=T0), result("unique_id", observed=0, at=T0)])
     store.record_results(run("r2"), [result(observed=2, at=T0 + dt.timedelta(hours=1))])

@@ -26,7 +26,10 @@
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify({ run_id: field(button, "run-id"), event: field(button, "event"), subject: field(button, "subject") })
+      body: JSON.stringify({
+        environment: field(button, "environment"), run_id: field(button, "run-id"),
+        event: field(button, "event"), subject: field(button, "subject")
+      })
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
         if (!response.ok) {
