@@ -8,6 +8,7 @@
   wants a string refuses a number (``1.10`` must be quoted there) instead of guessing.
 - Files over ``MAX_BYTES`` are refused before parsing, and nesting deeper than ``MAX_DEPTH`` is refused
   (``config.yaml_depth`` finds deep flow nesting before the parser reads it).
+- Integers over Python's 4,300-digit limit for ``int()`` are an error with their position.
 - Text must be UTF-8 (a byte-order mark is allowed); anything else is an error with its position.
 - Whatever the input, ``load_yaml`` returns problems as ``issues``; it never raises.
 
@@ -252,7 +253,13 @@ class _Builder:
         if tag == _BOOL:
             return text.lower() == "true"
         if tag in (_INT, _FLOAT):
-            value = int(text) if tag == _INT else float(text)
+            try:
+                value = int(text) if tag == _INT else float(text)
+            except ValueError:  # over Python's 4,300-digit limit for int(): refuse it, never raise
+                digits = len(text.lstrip("+-"))
+                self.issue(mark, path, f"integer too long ({digits:,} digits): no setting takes a number this "
+                           "big: shorten it, or quote it if it is meant as text", shown(text, 40))
+                return text  # refused already: other rules need not say more about it
             if repr(value) != text:
                 self.texts[path] = text
             return value

@@ -108,6 +108,19 @@ def test_validate_and_render_report_hostile_files_as_one_line_each_never_a_trace
     assert "dags/a.yaml:3:3: pipeline.retries: expected a whole number, got 'lots'" in broken.stderr
 
 
+def test_an_integer_too_long_for_python_is_an_error_in_validate_and_render_never_a_traceback(tmp_path):
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "big.yaml").write_text("pipeline:\n  name: big\n  retries: " + "9" * 5000 + "\n")
+    out = cli("validate", "dags", home=tmp_path, cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr and "unexpectedly" not in out.stdout
+    assert out.stdout.splitlines() == ["dags/big.yaml:3:12: pipeline.retries: integer too long (5,000 digits): no "
+                                       "setting takes a number this big: shorten it, or quote it if it is meant as text"]
+    render = cli("render", "big", "--path", "dags", home=tmp_path, cwd=tmp_path)
+    assert render.returncode == 1 and "Traceback" not in render.stderr
+    assert "dags/big.yaml:3:12: pipeline.retries: integer too long" in render.stderr
+
+
 def test_validate_checks_file_paths_against_the_dags_folder_and_render_names_them(tmp_path):
     folder = tmp_path / "dags"
     (folder / "team" / "sql").mkdir(parents=True)

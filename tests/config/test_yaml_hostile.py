@@ -1,4 +1,4 @@
-"""Hostile YAML: deep nesting and alias bombs become positioned errors, quickly, and
+"""Hostile YAML: deep nesting, alias bombs and huge numbers become positioned errors, quickly, and
 every file is parsed once. The time limits are guards against a hang (the pure-Python parser took
 minutes on the 100 KB file), not benchmarks."""
 
@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from airflow_dataops.config import yaml_loader
+from airflow_dataops.config.resolve import validate_text
 from airflow_dataops.config.yaml_loader import load_yaml
 from tests.dag_builder.conftest import REPO
 
@@ -134,3 +135,28 @@ def test_a_control_character_after_non_ascii_text_is_placed_by_character():
     loaded = load_yaml("pipeline:\n  name: caf\u00e9\u00e9\x07\n", "ctl.yaml")
     assert [str(i) for i in loaded.issues] == [
         "ctl.yaml:2:14: (top level): invalid YAML: the control character U+0007 is not allowed in YAML text: remove it"]
+
+
+# -- integers over Python's 4,300-digit limit -------------------------------------------------
+
+HUGE = "9" * 5000
+
+
+def test_an_integer_too_long_is_a_positioned_error_not_an_exception():
+    loaded = load_yaml(f"pipeline:\n  name: p\n  retries: {HUGE}\n", "big.yaml")
+    assert [str(i).split(" (")[0] for i in loaded.issues] == ["big.yaml:3:12: pipeline.retries: integer too long"]
+    assert "5,000 digits" in loaded.issues[0].message
+    assert "quote it" in loaded.issues[0].message and HUGE not in str(loaded.issues[0])
+
+
+def test_validate_reports_a_too_long_integer_once():
+    issues = validate_text(f"pipeline:\n  name: p\n  retries: -{HUGE}\n", "big.yaml")
+    assert [(i.line, i.column, i.path) for i in issues] == [(3, 12, ("pipeline", "retries"))]
+    assert "integer too long" in issues[0].message
+
+
+@pytest.mark.parametrize("duration", [f"{HUGE} hours", "99999999999999 days"])
+def test_a_duration_too_long_for_a_timedelta_is_a_positioned_error(duration):
+    issues = validate_text(f'pipeline:\n  name: p\n  sla:\n    freshness: "{duration}"\n', "p.yaml")
+    assert [(i.line, i.column) for i in issues] == [(4, 5)]
+    assert "is longer than any duration can be" in issues[0].message and HUGE not in str(issues[0])

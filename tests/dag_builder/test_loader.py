@@ -82,6 +82,18 @@ def test_the_last_valid_version_stays_scheduled_while_the_file_is_broken(dags_fo
     assert "threshold: expected a whole number, got 'lots'" in bag.dags[standin].doc_md
 
 
+def test_an_integer_too_long_for_python_is_a_stand_in_not_a_crash(dags_folder):
+    write_pipeline(dags_folder, "orders.yaml", "orders")
+    write_pipeline(dags_folder, "big.yaml", "big", extra="  - type: row_count\n    threshold: " + "9" * 5000 + "\n")
+    bag = dagbag(dags_folder)
+    assert bag.import_errors == {}
+    standin = invalid_dag_id("big.yaml")
+    assert set(bag.dag_ids) == {"orders", standin}
+    doc = bag.dags[standin].doc_md
+    assert "big.yaml:13:16: quality_checks[1].threshold: integer too long (5,000 digits)" in doc
+    assert "unexpectedly" not in doc and "needs `threshold`" not in doc  # the one error, said once
+
+
 def test_two_files_with_one_name_are_reported_on_both(dags_folder):
     write_pipeline(dags_folder, "a.yaml", "orders")
     write_pipeline(dags_folder, "b.yaml", "orders")
