@@ -20,7 +20,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from airflow_dataops.config.errors import shown
 from airflow_dataops.config.limits import MAX_BYTES
@@ -44,18 +44,21 @@ class Loaded:
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)  # relative file -> messages
     files: dict[str, str] = field(default_factory=dict)  # dag_id -> relative file
-    keys: dict[str, str] = field(default_factory=dict)  # relative file -> cache key of its valid spec
-    previous: dict[str, str] = field(default_factory=dict)  # the index's last valid keys, as read
-    last_valid: dict[str, str] = field(default_factory=dict)  # relative file -> key, to write back
+    sources: dict[str, str] = field(default_factory=dict)  # relative file -> source id of its valid content
+    previous: dict[str, str] = field(default_factory=dict)  # the index's last valid sources, as read
+    last_valid: dict[str, str] = field(default_factory=dict)  # relative file -> source id, to write back
     last_valid_specs: dict[str, dict[str, Any]] = field(default_factory=dict)  # broken file -> its last valid spec
 
-    def fall_back(self, relative: str, cache: SpecCache, *, not_key: str | None = None) -> None:
-        """A broken file keeps its last valid spec (from an earlier parse), if there is one."""
-        key = self.previous.get(relative)
-        entry = cache.get(key) if key and key != not_key else None
+    def fall_back(self, relative: str, spec_of: Callable[[str, bytes], dict], cache: SpecCache, *,
+                  not_source: str | None = None) -> None:
+        """A broken file keeps its last valid version, if there is one: its content as kept by the
+        cache, validated by this code (``spec_of``: a cache hit unless the code changed since)."""
+        source_id = self.previous.get(relative)
+        content = cache.get_source(source_id) if isinstance(source_id, str) and source_id != not_source else None
+        entry = spec_of(relative, content) if content is not None else None
         if entry is not None and "spec" in entry:
             self.last_valid_specs[relative] = entry["spec"]
-            self.last_valid[relative] = key
+            self.last_valid[relative] = source_id
         else:
             self.last_valid.pop(relative, None)
             self.last_valid_specs.pop(relative, None)
@@ -110,6 +113,7 @@ def _entry_for(path: Path, content: bytes, relative: str, cache: SpecCache, envi
         return {"errors": [f"{relative}:1:1: (top level): validating this file failed unexpectedly "
                            f"({_error_text(exc)}): please report this as a bug of airflow-dataops"]}
     cache.put(key, entry)
+    cache.put_source(content)  # what the last valid version is rebuilt from, should the code change
     return entry
 
 
@@ -132,8 +136,14 @@ def _read(path: Path, relative: str) -> bytes | list[str] | None:
     return [str(oversize_issue(relative, size))]
 
 
-def scan(root: Path, cache: SpecCache, environment: str, defaults) -> Loaded:
+def scan(root: Path, cache: SpecCache, environment: str, defaults) -> tuple[Loaded, Callable[[str, bytes], dict]]:
+    """Every pipeline file under ``root``: its spec or its errors (and its last valid version); and
+    how to validate a file's content (for the last valid versions of files that fail later)."""
     loaded = Loaded(previous=dict(cache.get_index(root).get("last_valid", {})))
+
+    def spec_of(relative: str, content: bytes) -> dict:
+        return _entry_for(root / relative, content, relative, cache, environment, defaults, root)
+
     valid: dict[str, list[tuple[str, int, dict]]] = {}
     for path in find_pipeline_files(root):
         relative = path.relative_to(root).as_posix()
@@ -142,7 +152,7 @@ def scan(root: Path, cache: SpecCache, environment: str, defaults) -> Loaded:
             continue
         if isinstance(content, list):
             loaded.errors[relative] = content
-            loaded.fall_back(relative, cache)
+            loaded.fall_back(relative, spec_of, cache)
             continue
         hint = pipeline_file_hint(content)
         if hint is False:
@@ -158,9 +168,9 @@ def scan(root: Path, cache: SpecCache, environment: str, defaults) -> Loaded:
             continue
         if "errors" in entry:
             loaded.errors[relative] = entry["errors"]
-            loaded.fall_back(relative, cache)
+            loaded.fall_back(relative, spec_of, cache)
             continue
-        loaded.keys[relative] = loaded.last_valid[relative] = key
+        loaded.sources[relative] = loaded.last_valid[relative] = cache.source_id(content)
         valid.setdefault(entry["spec"]["dag_id"], []).append((relative, entry["spec"].get("line", 1), entry["spec"]))
     for dag_id, defined in valid.items():
         if len(defined) > 1:
@@ -174,7 +184,7 @@ def scan(root: Path, cache: SpecCache, environment: str, defaults) -> Loaded:
         relative, _, spec = defined[0]
         loaded.specs[dag_id] = spec
         loaded.files[dag_id] = relative
-    return loaded
+    return loaded, spec_of
 
 
 def _build(spec: dict[str, Any]) -> tuple[Any, str | None]:
@@ -225,7 +235,7 @@ def load_pipelines(namespace: dict[str, Any], loader_file: str, *, root: str | P
             namespace.update(dags)
             return dags
 
-    loaded = scan(root, cache, environment, defaults)
+    loaded, spec_of = scan(root, cache, environment, defaults)
     dags: dict[str, Any] = {}
     for dag_id, spec in list(loaded.specs.items()):
         if wanted and wanted != dag_id:
@@ -238,7 +248,7 @@ def load_pipelines(namespace: dict[str, Any], loader_file: str, *, root: str | P
         relative = loaded.files.pop(dag_id)
         del loaded.specs[dag_id]
         loaded.errors[relative] = [f"{relative}:{spec.get('line', 1)}:1: (top level): building DAG {dag_id!r} failed: {error}"]
-        loaded.fall_back(relative, cache, not_key=loaded.keys.get(relative))
+        loaded.fall_back(relative, spec_of, cache, not_source=loaded.sources.get(relative))
     for relative, errors in loaded.errors.items():
         standin = invalid_dag_id(relative)
         loaded.files[standin] = relative
