@@ -22,15 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from airflow_dataops.config.errors import shown
-from airflow_dataops.config.limits import MAX_BYTES
+from airflow_dataops.config.errors import ConfigIssue, duplicate_name_issues, error_text, unexpected_issue
 from airflow_dataops.dag_builder.build import INVALID_PREFIX, build_dag, build_invalid_dag
 from airflow_dataops.dag_builder.cache import SpecCache, default_cache_dir
-from airflow_dataops.dag_builder.discovery import find_pipeline_files, has_pipeline_key, pipeline_file_hint
+from airflow_dataops.dag_builder.discovery import (
+    FileProblem, find_pipeline_files, has_pipeline_key, pipeline_file_hint, read_pipeline_file,
+)
 
 log = logging.getLogger(__name__)
-
-_HEAD_BYTES = 64 * 1024  # of an oversized file: enough to tell whether it is a pipeline file
 
 
 class PipelineWarning(UserWarning):
@@ -85,10 +84,6 @@ def _settings() -> tuple[str, Any, str]:
     return settings.get("environment"), defaults, f"{defaults.conn_id}|{defaults.timestamp_column}"
 
 
-def _error_text(exc: BaseException) -> str:
-    return shown(f"{type(exc).__name__}: {exc}", 500).strip("'\"")
-
-
 def _entry_for(path: Path, content: bytes, relative: str, cache: SpecCache, environment: str, defaults,
                root: Path, key: str | None = None) -> dict:
     """The cached {"spec": ...} or {"errors": [...]} for one file, validating on a miss. Never raises:
@@ -110,30 +105,22 @@ def _entry_for(path: Path, content: bytes, relative: str, cache: SpecCache, envi
         return {"errors": [str(issue) for issue in exc.issues]}
     except Exception as exc:  # a bug must cost one file, never every pipeline of the folder
         log.exception("dataops: validating %s failed unexpectedly", relative)
-        return {"errors": [f"{relative}:1:1: (top level): validating this file failed unexpectedly "
-                           f"({_error_text(exc)}): please report this as a bug of airflow-dataops"]}
+        return {"errors": [str(unexpected_issue(relative, exc))]}
     cache.put(key, entry)
     cache.put_source(content)  # what the last valid version is rebuilt from, should the code change
     return entry
 
 
 def _read(path: Path, relative: str) -> bytes | list[str] | None:
-    """The file's bytes; its error when it is a pipeline file over the size limit (the size is
-    checked before reading the whole file); None when it cannot be read or is not a pipeline file."""
-    try:
-        size = path.stat().st_size
-        if size <= MAX_BYTES:
-            return path.read_bytes()
-        with open(path, "rb") as handle:
-            head = handle.read(_HEAD_BYTES)
-    except OSError as exc:
-        log.warning("dataops: cannot read %s: %s", path, exc)
+    """The file's bytes; its error when it is a pipeline file over the size limit; None when it
+    cannot be read (logged) or is not a pipeline file."""
+    content = read_pipeline_file(path)
+    if not isinstance(content, FileProblem):
+        return content
+    if content.error is not None:
+        log.warning("dataops: cannot read %s: %s", path, content.error)
         return None
-    if not pipeline_file_hint(head):
-        return None
-    from airflow_dataops.config.yaml_loader import oversize_issue
-
-    return [str(oversize_issue(relative, size))]
+    return [str(ConfigIssue(relative, 1, 1, (), content.message))]
 
 
 def scan(root: Path, cache: SpecCache, environment: str, defaults) -> tuple[Loaded, Callable[[str, bytes], dict]]:
@@ -172,14 +159,11 @@ def scan(root: Path, cache: SpecCache, environment: str, defaults) -> tuple[Load
             continue
         loaded.sources[relative] = loaded.last_valid[relative] = cache.source_id(content)
         valid.setdefault(entry["spec"]["dag_id"], []).append((relative, entry["spec"].get("line", 1), entry["spec"]))
+    names = {dag_id: [(relative, line, 1) for relative, line, _ in defined] for dag_id, defined in valid.items()}
+    for issue in duplicate_name_issues(names):
+        loaded.errors[issue.file] = [str(issue)]
     for dag_id, defined in valid.items():
         if len(defined) > 1:
-            for relative, line, _ in defined:
-                others = ", ".join(f"{r}:{n}" for r, n, _ in defined if r != relative)
-                loaded.errors[relative] = [
-                    f"{relative}:{line}:1: pipeline.name: {dag_id!r} is also the name of {others}: pipeline names "
-                    "must be unique (the DAG id): rename one"
-                ]
             continue
         relative, _, spec = defined[0]
         loaded.specs[dag_id] = spec
@@ -193,7 +177,7 @@ def _build(spec: dict[str, Any]) -> tuple[Any, str | None]:
         return build_dag(spec), None
     except Exception as exc:
         log.exception("dataops: building DAG %s failed", spec.get("dag_id"))
-        return None, _error_text(exc)
+        return None, error_text(exc)
 
 
 def _one(root: Path, cache: SpecCache, environment: str, defaults, dag_id: str) -> dict[str, Any] | None:

@@ -108,6 +108,19 @@ def test_validate_and_render_report_hostile_files_as_one_line_each_never_a_trace
     assert "dags/a.yaml:3:3: pipeline.retries: expected a whole number, got 'lots'" in broken.stderr
 
 
+def test_oversized_files_are_refused_when_they_are_pipeline_files_and_skipped_when_not(tmp_path):
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "huge.yaml").write_text("pipeline:\n  name: huge\n  description: " + "x" * (1024 * 1024) + "\n")
+    (folder / "huge_data.yaml").write_text("rows:\n" + "  - 1\n" * 200_000)  # not a pipeline file
+    out = cli("validate", "dags", home=tmp_path, cwd=tmp_path)
+    assert out.returncode == 1 and "1 pipeline file(s), 1 error(s)" in out.stderr
+    assert out.stdout.splitlines() == ["dags/huge.yaml:1:1: (top level): file is 1,048,615 bytes, over the "
+                                       "1,048,576-byte limit for a pipeline file: split it"]
+    named = cli("validate", "dags/huge_data.yaml", home=tmp_path, cwd=tmp_path)  # named: it is meant as one
+    assert named.returncode == 1 and "dags/huge_data.yaml:1:1: (top level): file is 1,200,006 bytes" in named.stdout
+
+
 def test_an_integer_too_long_for_python_is_an_error_in_validate_and_render_never_a_traceback(tmp_path):
     folder = tmp_path / "dags"
     folder.mkdir()
