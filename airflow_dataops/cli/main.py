@@ -81,8 +81,7 @@ def _unexpected(shown: str, exc: Exception) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from airflow_dataops.config.errors import duplicate_name_issues
-    from airflow_dataops.config.resolve import environment_names, validate_text
-    from airflow_dataops.config.yaml_loader import load_yaml
+    from airflow_dataops.config.resolve import environment_names, load_pipeline_text, validate_loaded
 
     paths = args.paths or [str(_dags_folder())]
     files = _pipeline_files(paths)
@@ -94,8 +93,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             problems.append(f"{shown}:1:1: (top level): {content}")
             continue
         try:
-            issues = validate_text(content, shown, defaults, base_dir=path.parent, root=root)
-            loaded = load_yaml(content, shown)
+            loaded = load_pipeline_text(content, shown)
+            issues = validate_loaded(loaded, shown, defaults, base_dir=path.parent, root=root)
         except Exception as exc:  # a bug: one clear line for this file, and go on with the others
             problems.append(_unexpected(shown, exc))
             continue
