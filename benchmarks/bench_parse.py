@@ -253,6 +253,32 @@ def main() -> None:
         print(f"{r['n']:>5} {r['baseline']:9.3f} {r['factory']:9.3f} {r['factory'] / r['baseline']:6.2f} {r['cold']:8.3f} "
               f"{peer} {r['task'] * 1000:9.1f}ms {r['single'] * 1000:10.1f}ms {','.join(r['heavy']) or 'none':>14}")
     print("\ntargets: factory/baseline <= 1.15; task start <= 15 ms and flat in N; no heavy imports at parse time")
+    print(yaml_costs())
+
+
+def yaml_costs() -> str:
+    """load_yaml alone, in this process: the repo's pipeline files, and hostile nesting (which
+    took seconds with the pure-Python parser)."""
+    import time
+
+    import yaml
+
+    sys.path.insert(0, str(REPO))
+    from airflow_dataops.config.yaml_loader import load_yaml
+
+    def best(text: bytes, repeats: int = 20) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            load_yaml(text, "bench.yaml")
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    examples = [p.read_bytes() for p in sorted((REPO / "dags").rglob("*.yaml"))]
+    repo = sum(best(text) for text in examples)
+    deep = {size: best(b"pipeline:\n  tags: " + b"[" * (size // 2) + b"]" * (size // 2), 5) for size in (5_000, 100_000)}
+    return (f"YAML (libyaml {'yes' if yaml.__with_libyaml__ else 'NO'}): the repo's {len(examples)} pipeline files "
+            f"{repo * 1000:.2f} ms; `[[[...]]]` 5 KB {deep[5_000] * 1000:.2f} ms, 100 KB {deep[100_000] * 1000:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -41,23 +41,14 @@ def _root_for(target: Path) -> Path:
 def _read(path: Path, explicit: bool) -> bytes | str | None:
     """A pipeline file's bytes, or its error (unreadable, or over the size limit: checked before
     reading it whole); None for a file of a folder that is not a pipeline file."""
-    from airflow_dataops.config.limits import MAX_BYTES
-    from airflow_dataops.dag_builder.discovery import is_pipeline_file, pipeline_file_hint
+    from airflow_dataops.dag_builder.discovery import FileProblem, is_pipeline_file, read_pipeline_file
 
-    try:
-        size = path.stat().st_size
-        if size <= MAX_BYTES:
-            content = path.read_bytes()
-            return content if explicit or is_pipeline_file(content) else None
-        with open(path, "rb") as handle:
-            head = handle.read(64 * 1024)
-    except OSError as exc:
-        return f"cannot read the file: {exc.strerror or exc}"
-    if not explicit and not pipeline_file_hint(head):
+    content = read_pipeline_file(path, explicit=explicit)
+    if isinstance(content, FileProblem):
+        return content.message
+    if content is None:
         return None
-    from airflow_dataops.config.yaml_loader import oversize_issue
-
-    return oversize_issue("", size).message
+    return content if explicit or is_pipeline_file(content) else None
 
 
 def _pipeline_files(paths: list[str]) -> list[tuple[Path, str, Path, bytes | str]]:
@@ -83,15 +74,14 @@ def _pipeline_files(paths: list[str]) -> list[tuple[Path, str, Path, bytes | str
 
 
 def _unexpected(shown: str, exc: Exception) -> str:
-    from airflow_dataops.config.errors import shown as short
+    from airflow_dataops.config.errors import unexpected_issue
 
-    return (f"{shown}:1:1: (top level): validating this file failed unexpectedly "
-            f"({short(f'{type(exc).__name__}: {exc}', 300)}): please report this as a bug of airflow-dataops")
+    return str(unexpected_issue(shown, exc))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from airflow_dataops.config.resolve import environment_names, validate_text
-    from airflow_dataops.config.yaml_loader import load_yaml
+    from airflow_dataops.config.errors import duplicate_name_issues
+    from airflow_dataops.config.resolve import environment_names, load_pipeline_text, validate_loaded
 
     paths = args.paths or [str(_dags_folder())]
     files = _pipeline_files(paths)
@@ -103,8 +93,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             problems.append(f"{shown}:1:1: (top level): {content}")
             continue
         try:
-            issues = validate_text(content, shown, defaults, base_dir=path.parent, root=root)
-            loaded = load_yaml(content, shown)
+            loaded = load_pipeline_text(content, shown)
+            issues = validate_loaded(loaded, shown, defaults, base_dir=path.parent, root=root)
         except Exception as exc:  # a bug: one clear line for this file, and go on with the others
             problems.append(_unexpected(shown, exc))
             continue
@@ -119,12 +109,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         name = data.get("pipeline", {}).get("name") if isinstance(data, dict) and isinstance(data.get("pipeline"), dict) else None
         if isinstance(name, str):
             names.setdefault(name, []).append((shown, *loaded.position(("pipeline", "name"))))
-    for name, defined in names.items():
-        if len(defined) > 1:
-            for shown, line, column in defined:
-                others = ", ".join(f"{f}:{n}" for f, n, _ in defined if f != shown)
-                problems.append(f"{shown}:{line}:{column}: pipeline.name: {name!r} is also the name of {others}: "
-                                "pipeline names must be unique (the DAG id): rename one")
+    problems += [str(issue) for issue in duplicate_name_issues(names)]
     for line in problems:
         print(line)
     verdict = "ok" if not problems else f"{len(problems)} error(s)"

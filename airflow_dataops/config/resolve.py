@@ -25,7 +25,8 @@ from airflow_dataops.config.semantics import Partial, semantic_issues
 from airflow_dataops.config.types import JINJA_HELP, has_jinja
 from airflow_dataops.config.yaml_loader import LoadedYaml, Path_, load_yaml
 
-__all__ = ["ConfigError", "Defaults", "environment_names", "raw_check_name", "resolve", "validate_text"]
+__all__ = ["ConfigError", "Defaults", "environment_names", "raw_check_name", "resolve", "validate_loaded",
+           "validate_text"]
 
 LIST_SECTIONS = ("tasks", "sources", "quality_checks")
 
@@ -248,7 +249,13 @@ def _label_environment(issue: ConfigIssue, data: Any) -> ConfigIssue:
 def validate_text(text: str | bytes, file: str, defaults: Defaults = Defaults(),
                   base_dir: Path | None = None, root: Path | None = None) -> list[ConfigIssue]:
     """Every problem of a pipeline file in every environment it defines (what CI should run)."""
-    loaded = load_pipeline_text(text, file)
+    return validate_loaded(load_pipeline_text(text, file), file, defaults, base_dir, root)
+
+
+def validate_loaded(loaded: LoadedYaml, file: str, defaults: Defaults = Defaults(),
+                    base_dir: Path | None = None, root: Path | None = None) -> list[ConfigIssue]:
+    """``validate_text`` of a file parsed already (``load_pipeline_text``), for callers that also
+    need its data or positions: the file is parsed once."""
     issues, refused = file_issues(loaded, file)
     if not isinstance(loaded.data, dict):
         return issues

@@ -59,7 +59,10 @@ def parse_duration(value: Any) -> dt.timedelta:
         pos = match.end()
     if total <= 0:
         raise ValueError(f"{shown(value)} must be longer than zero: {DURATION_HELP}")
-    return dt.timedelta(seconds=total)
+    try:
+        return dt.timedelta(seconds=total)
+    except OverflowError:  # more than timedelta holds (999,999,999 days), or a number too long for a float
+        raise ValueError(f"{shown(value)} is longer than any duration can be: {DURATION_HELP}") from None
 
 
 def format_duration(delta: dt.timedelta) -> str:

@@ -6,11 +6,15 @@
 - No silent coercions: only ``true``/``false``, ``null``/``~``, decimal integers and decimal floats
   are resolved; ``NO``, ``yes``, ``on``, ``12:30``, ``0o17``, ``2024-01-01`` stay strings. A field that
   wants a string refuses a number (``1.10`` must be quoted there) instead of guessing.
-- Files over ``MAX_BYTES`` are refused before parsing, and nesting deeper than ``MAX_DEPTH`` is refused.
+- Files over ``MAX_BYTES`` are refused before parsing, and nesting deeper than ``MAX_DEPTH`` is refused
+  (``config.yaml_depth`` finds deep flow nesting before the parser reads it).
+- Integers over Python's 4,300-digit limit for ``int()`` are an error with their position.
 - Text must be UTF-8 (a byte-order mark is allowed); anything else is an error with its position.
 - Whatever the input, ``load_yaml`` returns problems as ``issues``; it never raises.
 
 Uses libyaml (the C parser) when available: it is several times faster, and parse cost matters.
+One pass over the parser's events builds the data, its positions and its issues (no composed node
+graph, no recursion, no second parse for aliases).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import yaml
 
 from airflow_dataops.config.errors import ConfigIssue, shown
 from airflow_dataops.config.limits import MAX_BYTES, MAX_DEPTH
+from airflow_dataops.config.yaml_depth import too_deep_at
 
 DEPTH_HELP = f"the file is nested deeper than {MAX_DEPTH} levels: a pipeline file needs only a few, flatten it"
 
@@ -42,27 +47,21 @@ _Resolver.add_implicit_resolver(
     list("-+0123456789."),
 )
 
-_Parser = getattr(yaml, "CParser", None)
-if _Parser is not None:
+_C_PARSER = getattr(yaml, "__with_libyaml__", False)
+if _C_PARSER:
 
-    class _Loader(yaml.CParser, yaml.constructor.BaseConstructor, _Resolver):  # type: ignore[misc]
+    class _Loader(yaml.cyaml.CParser, _Resolver):  # type: ignore[misc]
         def __init__(self, stream):
-            yaml.CParser.__init__(self, stream)
-            yaml.constructor.BaseConstructor.__init__(self)
+            yaml.cyaml.CParser.__init__(self, stream)
             _Resolver.__init__(self)
 
 else:  # pragma: no cover - PyYAML without libyaml
 
-    class _Loader(  # type: ignore[no-redef]
-        yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer,
-        yaml.constructor.BaseConstructor, _Resolver,
-    ):
+    class _Loader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, _Resolver):  # type: ignore[no-redef]
         def __init__(self, stream):
             yaml.reader.Reader.__init__(self, stream)
             yaml.scanner.Scanner.__init__(self)
             yaml.parser.Parser.__init__(self)
-            yaml.composer.Composer.__init__(self)
-            yaml.constructor.BaseConstructor.__init__(self)
             _Resolver.__init__(self)
 
 
@@ -90,70 +89,163 @@ class LoadedYaml:
         return self.positions.get((), (1, 1))
 
 
+_SKIP = object()  # the value of a refused key: read past it, keep nothing
+_ALLOWED_KEY_TAGS = (_STR, _INT, _BOOL, _NULL, _FLOAT)
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.AliasEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_END_EVENTS = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+class _TooDeep(Exception):
+    def __init__(self, issue: ConfigIssue):
+        self.issue = issue
+
+
+class _Frame:
+    """One open collection. ``discard``: its content is refused (a YAML tag, a complex or duplicate
+    key): it is read past, only its aliases are reported."""
+
+    __slots__ = ("path", "value", "is_map", "index", "key", "expect_key", "first_line", "discard", "is_key", "mark")
+
+    def __init__(self, path: Path_, is_map: bool, discard: bool, is_key: bool, mark: Any):
+        self.path, self.is_map, self.discard, self.is_key, self.mark = path, is_map, discard, is_key, mark
+        self.value: Any = None if discard else ({} if is_map else [])
+        self.index = 0
+        self.key: Any = None
+        self.expect_key = True
+        self.first_line: dict[str, int] = {}
+
+
 class _Builder:
-    def __init__(self, file: str):
+    """Plain data and positions straight from the parser's event stream, in one pass and without
+    recursion: a composed node graph would cost a second walk, and each alias would carry its anchor's
+    mark instead of its own. Stops at the first node deeper than ``MAX_DEPTH``."""
+
+    def __init__(self, loader: Any, file: str):
+        self.loader = loader
         self.file = file
         self.positions: dict[Path_, tuple[int, int]] = {}
         self.issues: list[ConfigIssue] = []
         self.texts: dict[Path_, str] = {}
-        self.has_aliases = False
-        self._too_deep = False
-        self._seen: set[int] = set()
+        self.anchors: dict[str, Any] = {}
 
-    def issue(self, node: yaml.Node, path: Path_, message: str, value: Any = None) -> None:
-        mark = node.start_mark
+    def issue(self, mark: Any, path: Path_, message: str, value: Any = None) -> None:
         self.issues.append(ConfigIssue(self.file, mark.line + 1, mark.column + 1, path, message, value))
 
-    def build(self, node: yaml.Node, path: Path_) -> Any:
-        self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if id(node) in self._seen:
-            # An alias: the composed node is the anchor's, so its position is not the alias's.
-            # `load_yaml` reports every alias at its own position from the event stream.
-            self.has_aliases = True
-            return None
-        self._seen.add(id(node))
-        if len(path) > MAX_DEPTH:
-            if not self._too_deep:
-                self._too_deep = True
-                self.issue(node, path[:2], DEPTH_HELP)
-            return None
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != _SEQ:
-                self.issue(node, path, f"YAML tag {node.tag!r} is not allowed: remove it")
-                return None
-            return [self.build(child, (*path, index)) for index, child in enumerate(node.value)]
-        return self._scalar(node, path)
+    def build(self) -> Any:
+        loader, stack = self.loader, []
+        root: Any = None
+        document_mark = None
+        while True:
+            event = loader.get_event()
+            if isinstance(event, _END_EVENTS):
+                frame = stack.pop()
+                self._deliver(stack, frame.value, frame.mark, bad_key=frame.is_key)
+                if not stack:
+                    root = frame.value
+                continue
+            if isinstance(event, yaml.DocumentStartEvent):
+                if document_mark is not None:
+                    raise yaml.composer.ComposerError("expected a single document in the stream", document_mark,
+                                                      "but found another document", event.start_mark)
+                document_mark = event.start_mark
+                continue
+            if isinstance(event, yaml.StreamEndEvent):
+                return root
+            if not isinstance(event, _NODE_EVENTS):
+                continue
+            value = self._node(stack, event)
+            if value is not _OPENED:
+                self._deliver(stack, value, event.start_mark)
+                if not stack:
+                    root = value
 
-    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any] | None:
-        if node.tag != _MAP:
-            self.issue(node, path, f"YAML tag {node.tag!r} is not allowed: remove it")
-            return None
-        result: dict[str, Any] = {}
-        first_line: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                self.issue(key_node, path, "keys must be plain names (no merge keys `<<`, no complex keys)")
-                continue
-            key = key_node.value
-            if key_node.tag not in (_STR, _INT, _BOOL, _NULL, _FLOAT):
-                self.issue(key_node, path, f"YAML tag {key_node.tag!r} is not allowed: remove it")
-                continue
-            child = (*path, key)
-            if key in first_line:
-                self.issue(
-                    key_node, child,
-                    f"duplicate key {shown(key)} (first defined on line {first_line[key]}): keep one of them",
-                )
-                continue
-            first_line[key] = key_node.start_mark.line + 1
-            self.positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = self.build(value_node, child)
-        return result
+    def _node(self, stack: list[_Frame], event: Any) -> Any:
+        mark = event.start_mark
+        parent = stack[-1] if stack else None
+        as_key = parent is not None and parent.is_map and parent.expect_key
+        if parent is None:
+            path, discard = (), False
+        elif as_key:
+            path, discard = parent.path, parent.discard
+        elif parent.is_map:
+            path = (*parent.path, parent.key) if parent.key is not _SKIP else parent.path
+            discard = parent.discard or parent.key is _SKIP
+        else:
+            path, discard = (*parent.path, parent.index), parent.discard
+        if len(stack) > MAX_DEPTH:  # the open collections around it: its path length, or more for a key
+            raise _TooDeep(ConfigIssue(self.file, mark.line + 1, mark.column + 1, path[:2], DEPTH_HELP))
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self.anchors:
+                raise yaml.composer.ComposerError(None, None, f"found undefined alias {event.anchor!r}", mark)
+            self.issue(mark, path, "YAML aliases (*name) are not allowed in pipeline files: write the value out")
+            return _SKIP if as_key else None
+        if event.anchor is not None:
+            if event.anchor in self.anchors:
+                raise yaml.composer.ComposerError(f"found duplicate anchor {event.anchor!r}; first occurrence",
+                                                  self.anchors[event.anchor], "second occurrence", mark)
+            self.anchors[event.anchor] = mark
+        is_scalar = isinstance(event, yaml.ScalarEvent)
+        tag = event.tag
+        if tag is None or tag == "!":
+            kind = yaml.ScalarNode if is_scalar else (
+                yaml.MappingNode if isinstance(event, yaml.MappingStartEvent) else yaml.SequenceNode)
+            tag = self.loader.resolve(kind, event.value if is_scalar else None, event.implicit)
+        if as_key:
+            return self._key(parent, event, tag, is_scalar, stack)
+        if not discard:
+            self.positions.setdefault(path, (mark.line + 1, mark.column + 1))
+        if is_scalar:
+            return None if discard else self._scalar(tag, event.value, mark, path)
+        is_map = isinstance(event, yaml.MappingStartEvent)
+        if not discard and tag != (_MAP if is_map else _SEQ):
+            self.issue(mark, path, f"YAML tag {tag!r} is not allowed: remove it")
+            discard = True
+        stack.append(_Frame(path, is_map, discard, False, mark))
+        return _OPENED
 
-    def _scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
-        tag, text = node.tag, node.value
+    def _key(self, parent: _Frame, event: Any, tag: str, is_scalar: bool, stack: list[_Frame]) -> Any:
+        mark = event.start_mark
+        if not is_scalar:  # a complex key: read past it (and its value), then refuse it
+            stack.append(_Frame(parent.path, isinstance(event, yaml.MappingStartEvent), True, True, mark))
+            return _OPENED
+        if parent.discard:
+            return _SKIP
+        if tag == "tag:yaml.org,2002:merge":
+            self.issue(mark, parent.path, "keys must be plain names (no merge keys `<<`, no complex keys)")
+            return _SKIP
+        if tag not in _ALLOWED_KEY_TAGS:
+            self.issue(mark, parent.path, f"YAML tag {tag!r} is not allowed: remove it")
+            return _SKIP
+        key = event.value
+        child = (*parent.path, key)
+        if key in parent.first_line:
+            self.issue(mark, child, f"duplicate key {shown(key)} (first defined on line {parent.first_line[key]}): "
+                       "keep one of them")
+            return _SKIP
+        parent.first_line[key] = mark.line + 1
+        self.positions[child] = (mark.line + 1, mark.column + 1)
+        return key
+
+    def _deliver(self, stack: list[_Frame], value: Any, mark: Any, bad_key: bool = False) -> None:
+        if not stack:
+            return
+        parent = stack[-1]
+        if parent.is_map and parent.expect_key:
+            if bad_key:
+                if not parent.discard:
+                    self.issue(mark, parent.path, "keys must be plain names (no merge keys `<<`, no complex keys)")
+                value = _SKIP
+            parent.key, parent.expect_key = value, False
+        elif parent.is_map:
+            if not parent.discard and parent.key is not _SKIP:
+                parent.value[parent.key] = value
+            parent.key, parent.expect_key = None, True
+        else:
+            if not parent.discard:
+                parent.value.append(value)
+            parent.index += 1
+
+    def _scalar(self, tag: str, text: str, mark: Any, path: Path_) -> Any:
         if tag == _STR:
             return text
         if tag == _NULL:
@@ -161,13 +253,21 @@ class _Builder:
         if tag == _BOOL:
             return text.lower() == "true"
         if tag in (_INT, _FLOAT):
-            value = int(text) if tag == _INT else float(text)
+            try:
+                value = int(text) if tag == _INT else float(text)
+            except ValueError:  # over Python's 4,300-digit limit for int(): refuse it, never raise
+                digits = len(text.lstrip("+-"))
+                self.issue(mark, path, f"integer too long ({digits:,} digits): no setting takes a number this "
+                           "big: shorten it, or quote it if it is meant as text", shown(text, 40))
+                return text  # refused already: other rules need not say more about it
             if repr(value) != text:
                 self.texts[path] = text
             return value
-        self.issue(node, path, f"YAML tag {tag!r} is not allowed in pipeline files: remove it", text)
+        self.issue(mark, path, f"YAML tag {tag!r} is not allowed in pipeline files: remove it", text)
         return None
 
+
+_OPENED = object()  # a collection started: its value arrives with its end event
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
     line = text.count("\n", 0, offset) + 1
@@ -186,59 +286,6 @@ def _decode(data: bytes, file: str) -> tuple[str | None, ConfigIssue | None]:
         )
 
 
-def _event_walk(text: str, file: str) -> tuple[list[ConfigIssue], tuple[int, int, Path_] | None]:
-    """Every alias at its own position and key path, and the first place nested deeper than
-    ``MAX_DEPTH``: from the event stream, which keeps each alias's mark (the composed graph does not)."""
-    issues: list[ConfigIssue] = []
-    too_deep: tuple[int, int, Path_] | None = None
-    # One frame per open collection: [path, is_mapping, next key (mappings) or index (sequences), expecting_key]
-    frames: list[list[Any]] = []
-    loader = _Loader(text)
-
-    def value_path() -> Path_:
-        path, is_map, slot, _ = frames[-1]
-        return (*path, slot) if slot is not None else path
-
-    def advance() -> None:
-        if frames:
-            frame = frames[-1]
-            if frame[1]:
-                frame[3] = not frame[3]
-            else:
-                frame[2] += 1
-
-    try:
-        while loader.check_event():
-            event = loader.get_event()
-            starts = isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent))
-            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                frames.pop()
-                advance()
-                continue
-            if not isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)) and not starts:
-                continue
-            in_key = bool(frames) and frames[-1][1] and frames[-1][3]
-            path = (frames[-1][0] if in_key else value_path()) if frames else ()
-            if isinstance(event, yaml.AliasEvent):
-                mark = event.start_mark
-                issues.append(ConfigIssue(file, mark.line + 1, mark.column + 1, path,
-                                          "YAML aliases (*name) are not allowed in pipeline files: write the value out"))
-            if in_key and isinstance(event, yaml.ScalarEvent):
-                frames[-1][2] = event.value
-            if starts:
-                if len(frames) > MAX_DEPTH and too_deep is None:
-                    too_deep = (event.start_mark.line + 1, event.start_mark.column + 1, path[:2])
-                is_map = isinstance(event, yaml.MappingStartEvent)
-                frames.append([path, is_map, None if is_map else 0, True])
-            else:
-                advance()
-    except yaml.YAMLError:
-        pass  # the composer reported it already
-    finally:
-        loader.dispose()
-    return issues, too_deep
-
-
 def _yaml_error(exc: Exception, text: str, file: str) -> ConfigIssue:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
@@ -246,7 +293,9 @@ def _yaml_error(exc: Exception, text: str, file: str) -> ConfigIssue:
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         return ConfigIssue(file, line, col, (), f"invalid YAML: {problem}")
     if isinstance(exc, yaml.reader.ReaderError):
-        line, col = _line_col(text, min(exc.position, len(text)))
+        # libyaml counts the position in bytes of the UTF-8 text, the pure-Python reader in characters.
+        position = len(text.encode()[: exc.position].decode("utf-8", "ignore")) if _C_PARSER else exc.position
+        line, col = _line_col(text, min(position, len(text)))
         char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
         return ConfigIssue(file, line, col, (), f"invalid YAML: the control character U+{char:04X} is not allowed "
                            "in YAML text: remove it")
@@ -264,28 +313,28 @@ def load_yaml(text: str | bytes, file: str = "<string>") -> LoadedYaml:
             return LoadedYaml(None, issues=[problem])
         text = decoded
     text = text.removeprefix("\ufeff")
-    loader = None
+    deep = too_deep_at(text)
+    if deep is not None:
+        # Parse only up to there, so that the parser never reads the deep part; the first node
+        # too deep is in it (the scan counts no level that is not there).
+        prefix = _parse(text[: deep + 1], file)
+        if prefix.issues and prefix.issues[0].message == DEPTH_HELP:
+            return prefix
+    return _parse(text, file)
+
+
+def _parse(text: str, file: str) -> LoadedYaml:
+    loader = _Loader(text)
+    builder = _Builder(loader, file)
     try:
-        loader = _Loader(text)
-        root = loader.get_single_node()
-    except RecursionError:
-        _, deep = _event_walk(text, file)
-        line, column, path = deep or (1, 1, ())
-        return LoadedYaml(None, issues=[ConfigIssue(file, line, column, path, DEPTH_HELP)])
+        data = builder.build()
+    except _TooDeep as exc:
+        return LoadedYaml(None, issues=[exc.issue])
     except yaml.YAMLError as exc:
         return LoadedYaml(None, issues=[_yaml_error(exc, text, file)])
     finally:
-        if loader is not None:
-            loader.dispose()
-    if root is None:
-        return LoadedYaml(None)
-    builder = _Builder(file)
-    data = builder.build(root, ())
-    issues = builder.issues
-    if builder.has_aliases:
-        aliases, _ = _event_walk(text, file)
-        issues = issues + aliases
-    return LoadedYaml(data, builder.positions, issues, builder.texts)
+        loader.dispose()
+    return LoadedYaml(data, builder.positions, builder.issues, builder.texts)
 
 
 def oversize_issue(file: str, size: int) -> ConfigIssue:

@@ -5,10 +5,14 @@ Validating YAML costs more than building a small DAG, and the dag-processor re-p
 (file content, path, environment, defaults, package version and a fingerprint of the code that
 validates and builds specs), written atomically, so every
 dag-processor run and every worker on the machine reuses it. The dag_id index lets a worker build
-just the DAG it runs without reading the other pipeline files. Per path, the last valid spec is
-remembered in the index (the key of its last valid entry), so that a file broken by an edit keeps
-its last valid version scheduled. The index is rewritten only when it changes: a steady-state parse
-writes nothing.
+just the DAG it runs without reading the other pipeline files. The index is rewritten only when it
+changes: a steady-state parse writes nothing.
+
+Per path, the index remembers the last valid version of the file, so that a file broken by an edit
+keeps it scheduled. It names the file's content (kept as a source file of the cache), not a spec:
+the index is keyed by the dags folder, environment and defaults but not by the code, so an upgrade
+(a new code fingerprint) keeps the last valid versions and validates them again with the new code;
+only the specs, which the code made, are keyed by the code.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class SpecCache:
     def __init__(self, directory: Path, environment: str, defaults_key: str):
         self.directory = directory
         self.environment = environment
+        self.defaults_key = defaults_key
         self.salt = f"{__version__}|{code_fingerprint()}|{environment}|{defaults_key}"
         self._writable = True
 
@@ -86,12 +91,31 @@ class SpecCache:
     def put(self, key: str, entry: dict[str, Any]) -> None:
         self._write(self.directory / f"{key}.json", entry)
 
+    # -- sources: the content of last valid versions ------------------------------------------
+    @staticmethod
+    def source_id(content: bytes) -> str:
+        return _digest("source", content)
+
+    def put_source(self, content: bytes) -> None:
+        """Keep ``content`` (a file that validated) under its ``source_id``, once."""
+        target = self.directory / f"source-{self.source_id(content)}.yaml"
+        if not target.exists():
+            self._write(target, content)
+
+    def get_source(self, source_id: str) -> bytes | None:
+        try:
+            return (self.directory / f"source-{source_id}.yaml").read_bytes()
+        except (OSError, ValueError):
+            return None
+
     # -- dag_id -> file index -----------------------------------------------------------------
     def _index_path(self, root: Path) -> Path:
-        return self.directory / f"index-{_digest(self.salt, str(root))}.json"
+        # Not keyed by the code: the last valid versions must survive an upgrade. Only facts that
+        # do not depend on the code are in it (dag ids are checked against the spec when used).
+        return self.directory / f"index-v2-{_digest(self.environment, self.defaults_key, str(root))}.json"
 
     def get_index(self, root: Path) -> dict[str, Any]:
-        """``{"dags": {dag_id: relative file}, "last_valid": {relative file: entry key}}``."""
+        """``{"dags": {dag_id: relative file}, "last_valid": {relative file: source id}}``."""
         try:
             with open(self._index_path(root), "rb") as handle:
                 index = json.loads(handle.read())
@@ -104,13 +128,14 @@ class SpecCache:
             self._write(self._index_path(root), index)
 
     def _write(self, target: Path, payload: Any) -> None:
+        """``payload`` as JSON (bytes as they are), atomically."""
         if not self._writable:
             return
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w") as handle:
-                json.dump(payload, handle, separators=(",", ":"))
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode())
             os.replace(tmp, target)
         except OSError as exc:
             self._writable = False

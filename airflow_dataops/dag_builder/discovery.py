@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 from airflow_dataops.compat import file_discovery
+from airflow_dataops.config.limits import MAX_BYTES
+
+HEAD_BYTES = 64 * 1024  # of an oversized file: enough to tell whether it is a pipeline file
 
 PIPELINE_KEY = re.compile(rb"^(?:\xef\xbb\xbf)?([\"']?)pipeline\1[ \t]*:", re.MULTILINE)
 # In a file YAML cannot parse: a flow-style `{pipeline:` (or `, pipeline:`) still marks a pipeline file.
@@ -56,3 +60,31 @@ def find_pipeline_files(root: Path) -> list[Path]:
     find_path_from_directory = file_discovery().find_path_from_directory
     found = [Path(p) for p in find_path_from_directory(str(root), ".airflowignore", syntax)]
     return sorted(p for p in found if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+class FileProblem(NamedTuple):
+    """Why a file gives no content: ``message`` for a person (without a position); ``error`` when
+    the file could not be read at all."""
+
+    message: str
+    error: OSError | None = None
+
+
+def read_pipeline_file(path: Path, *, explicit: bool = False) -> bytes | FileProblem | None:
+    """The file's bytes; its problem when it cannot be read, or when it is over the size limit
+    (checked before reading it whole) and a pipeline file (by its first ``HEAD_BYTES``, unless
+    ``explicit``: named as one); None for an oversized file that is not a pipeline file. The DAG
+    loader and the CLI read pipeline files with this."""
+    try:
+        size = path.stat().st_size
+        if size <= MAX_BYTES:
+            return path.read_bytes()
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError as exc:
+        return FileProblem(f"cannot read the file: {exc.strerror or exc}", exc)
+    if not explicit and not pipeline_file_hint(head):
+        return None
+    from airflow_dataops.config.yaml_loader import oversize_issue
+
+    return FileProblem(oversize_issue("", size).message)

@@ -20,17 +20,16 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from airflow_dataops.config.errors import shown
-from airflow_dataops.config.limits import MAX_BYTES
+from airflow_dataops.config.errors import ConfigIssue, duplicate_name_issues, error_text, unexpected_issue
 from airflow_dataops.dag_builder.build import INVALID_PREFIX, build_dag, build_invalid_dag
 from airflow_dataops.dag_builder.cache import SpecCache, default_cache_dir
-from airflow_dataops.dag_builder.discovery import find_pipeline_files, has_pipeline_key, pipeline_file_hint
+from airflow_dataops.dag_builder.discovery import (
+    FileProblem, find_pipeline_files, has_pipeline_key, pipeline_file_hint, read_pipeline_file,
+)
 
 log = logging.getLogger(__name__)
-
-_HEAD_BYTES = 64 * 1024  # of an oversized file: enough to tell whether it is a pipeline file
 
 
 class PipelineWarning(UserWarning):
@@ -44,18 +43,21 @@ class Loaded:
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)  # relative file -> messages
     files: dict[str, str] = field(default_factory=dict)  # dag_id -> relative file
-    keys: dict[str, str] = field(default_factory=dict)  # relative file -> cache key of its valid spec
-    previous: dict[str, str] = field(default_factory=dict)  # the index's last valid keys, as read
-    last_valid: dict[str, str] = field(default_factory=dict)  # relative file -> key, to write back
+    sources: dict[str, str] = field(default_factory=dict)  # relative file -> source id of its valid content
+    previous: dict[str, str] = field(default_factory=dict)  # the index's last valid sources, as read
+    last_valid: dict[str, str] = field(default_factory=dict)  # relative file -> source id, to write back
     last_valid_specs: dict[str, dict[str, Any]] = field(default_factory=dict)  # broken file -> its last valid spec
 
-    def fall_back(self, relative: str, cache: SpecCache, *, not_key: str | None = None) -> None:
-        """A broken file keeps its last valid spec (from an earlier parse), if there is one."""
-        key = self.previous.get(relative)
-        entry = cache.get(key) if key and key != not_key else None
+    def fall_back(self, relative: str, spec_of: Callable[[str, bytes], dict], cache: SpecCache, *,
+                  not_source: str | None = None) -> None:
+        """A broken file keeps its last valid version, if there is one: its content as kept by the
+        cache, validated by this code (``spec_of``: a cache hit unless the code changed since)."""
+        source_id = self.previous.get(relative)
+        content = cache.get_source(source_id) if isinstance(source_id, str) and source_id != not_source else None
+        entry = spec_of(relative, content) if content is not None else None
         if entry is not None and "spec" in entry:
             self.last_valid_specs[relative] = entry["spec"]
-            self.last_valid[relative] = key
+            self.last_valid[relative] = source_id
         else:
             self.last_valid.pop(relative, None)
             self.last_valid_specs.pop(relative, None)
@@ -82,10 +84,6 @@ def _settings() -> tuple[str, Any, str]:
     return settings.get("environment"), defaults, f"{defaults.conn_id}|{defaults.timestamp_column}"
 
 
-def _error_text(exc: BaseException) -> str:
-    return shown(f"{type(exc).__name__}: {exc}", 500).strip("'\"")
-
-
 def _entry_for(path: Path, content: bytes, relative: str, cache: SpecCache, environment: str, defaults,
                root: Path, key: str | None = None) -> dict:
     """The cached {"spec": ...} or {"errors": [...]} for one file, validating on a miss. Never raises:
@@ -107,33 +105,32 @@ def _entry_for(path: Path, content: bytes, relative: str, cache: SpecCache, envi
         return {"errors": [str(issue) for issue in exc.issues]}
     except Exception as exc:  # a bug must cost one file, never every pipeline of the folder
         log.exception("dataops: validating %s failed unexpectedly", relative)
-        return {"errors": [f"{relative}:1:1: (top level): validating this file failed unexpectedly "
-                           f"({_error_text(exc)}): please report this as a bug of airflow-dataops"]}
+        return {"errors": [str(unexpected_issue(relative, exc))]}
     cache.put(key, entry)
+    cache.put_source(content)  # what the last valid version is rebuilt from, should the code change
     return entry
 
 
 def _read(path: Path, relative: str) -> bytes | list[str] | None:
-    """The file's bytes; its error when it is a pipeline file over the size limit (the size is
-    checked before reading the whole file); None when it cannot be read or is not a pipeline file."""
-    try:
-        size = path.stat().st_size
-        if size <= MAX_BYTES:
-            return path.read_bytes()
-        with open(path, "rb") as handle:
-            head = handle.read(_HEAD_BYTES)
-    except OSError as exc:
-        log.warning("dataops: cannot read %s: %s", path, exc)
+    """The file's bytes; its error when it is a pipeline file over the size limit; None when it
+    cannot be read (logged) or is not a pipeline file."""
+    content = read_pipeline_file(path)
+    if not isinstance(content, FileProblem):
+        return content
+    if content.error is not None:
+        log.warning("dataops: cannot read %s: %s", path, content.error)
         return None
-    if not pipeline_file_hint(head):
-        return None
-    from airflow_dataops.config.yaml_loader import oversize_issue
-
-    return [str(oversize_issue(relative, size))]
+    return [str(ConfigIssue(relative, 1, 1, (), content.message))]
 
 
-def scan(root: Path, cache: SpecCache, environment: str, defaults) -> Loaded:
+def scan(root: Path, cache: SpecCache, environment: str, defaults) -> tuple[Loaded, Callable[[str, bytes], dict]]:
+    """Every pipeline file under ``root``: its spec or its errors (and its last valid version); and
+    how to validate a file's content (for the last valid versions of files that fail later)."""
     loaded = Loaded(previous=dict(cache.get_index(root).get("last_valid", {})))
+
+    def spec_of(relative: str, content: bytes) -> dict:
+        return _entry_for(root / relative, content, relative, cache, environment, defaults, root)
+
     valid: dict[str, list[tuple[str, int, dict]]] = {}
     for path in find_pipeline_files(root):
         relative = path.relative_to(root).as_posix()
@@ -142,7 +139,7 @@ def scan(root: Path, cache: SpecCache, environment: str, defaults) -> Loaded:
             continue
         if isinstance(content, list):
             loaded.errors[relative] = content
-            loaded.fall_back(relative, cache)
+            loaded.fall_back(relative, spec_of, cache)
             continue
         hint = pipeline_file_hint(content)
         if hint is False:
@@ -158,23 +155,20 @@ def scan(root: Path, cache: SpecCache, environment: str, defaults) -> Loaded:
             continue
         if "errors" in entry:
             loaded.errors[relative] = entry["errors"]
-            loaded.fall_back(relative, cache)
+            loaded.fall_back(relative, spec_of, cache)
             continue
-        loaded.keys[relative] = loaded.last_valid[relative] = key
+        loaded.sources[relative] = loaded.last_valid[relative] = cache.source_id(content)
         valid.setdefault(entry["spec"]["dag_id"], []).append((relative, entry["spec"].get("line", 1), entry["spec"]))
+    names = {dag_id: [(relative, line, 1) for relative, line, _ in defined] for dag_id, defined in valid.items()}
+    for issue in duplicate_name_issues(names):
+        loaded.errors[issue.file] = [str(issue)]
     for dag_id, defined in valid.items():
         if len(defined) > 1:
-            for relative, line, _ in defined:
-                others = ", ".join(f"{r}:{n}" for r, n, _ in defined if r != relative)
-                loaded.errors[relative] = [
-                    f"{relative}:{line}:1: pipeline.name: {dag_id!r} is also the name of {others}: pipeline names "
-                    "must be unique (the DAG id): rename one"
-                ]
             continue
         relative, _, spec = defined[0]
         loaded.specs[dag_id] = spec
         loaded.files[dag_id] = relative
-    return loaded
+    return loaded, spec_of
 
 
 def _build(spec: dict[str, Any]) -> tuple[Any, str | None]:
@@ -183,7 +177,7 @@ def _build(spec: dict[str, Any]) -> tuple[Any, str | None]:
         return build_dag(spec), None
     except Exception as exc:
         log.exception("dataops: building DAG %s failed", spec.get("dag_id"))
-        return None, _error_text(exc)
+        return None, error_text(exc)
 
 
 def _one(root: Path, cache: SpecCache, environment: str, defaults, dag_id: str) -> dict[str, Any] | None:
@@ -225,7 +219,7 @@ def load_pipelines(namespace: dict[str, Any], loader_file: str, *, root: str | P
             namespace.update(dags)
             return dags
 
-    loaded = scan(root, cache, environment, defaults)
+    loaded, spec_of = scan(root, cache, environment, defaults)
     dags: dict[str, Any] = {}
     for dag_id, spec in list(loaded.specs.items()):
         if wanted and wanted != dag_id:
@@ -238,7 +232,7 @@ def load_pipelines(namespace: dict[str, Any], loader_file: str, *, root: str | P
         relative = loaded.files.pop(dag_id)
         del loaded.specs[dag_id]
         loaded.errors[relative] = [f"{relative}:{spec.get('line', 1)}:1: (top level): building DAG {dag_id!r} failed: {error}"]
-        loaded.fall_back(relative, cache, not_key=loaded.keys.get(relative))
+        loaded.fall_back(relative, spec_of, cache, not_source=loaded.sources.get(relative))
     for relative, errors in loaded.errors.items():
         standin = invalid_dag_id(relative)
         loaded.files[standin] = relative

@@ -108,6 +108,32 @@ def test_validate_and_render_report_hostile_files_as_one_line_each_never_a_trace
     assert "dags/a.yaml:3:3: pipeline.retries: expected a whole number, got 'lots'" in broken.stderr
 
 
+def test_oversized_files_are_refused_when_they_are_pipeline_files_and_skipped_when_not(tmp_path):
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "huge.yaml").write_text("pipeline:\n  name: huge\n  description: " + "x" * (1024 * 1024) + "\n")
+    (folder / "huge_data.yaml").write_text("rows:\n" + "  - 1\n" * 200_000)  # not a pipeline file
+    out = cli("validate", "dags", home=tmp_path, cwd=tmp_path)
+    assert out.returncode == 1 and "1 pipeline file(s), 1 error(s)" in out.stderr
+    assert out.stdout.splitlines() == ["dags/huge.yaml:1:1: (top level): file is 1,048,615 bytes, over the "
+                                       "1,048,576-byte limit for a pipeline file: split it"]
+    named = cli("validate", "dags/huge_data.yaml", home=tmp_path, cwd=tmp_path)  # named: it is meant as one
+    assert named.returncode == 1 and "dags/huge_data.yaml:1:1: (top level): file is 1,200,006 bytes" in named.stdout
+
+
+def test_an_integer_too_long_for_python_is_an_error_in_validate_and_render_never_a_traceback(tmp_path):
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "big.yaml").write_text("pipeline:\n  name: big\n  retries: " + "9" * 5000 + "\n")
+    out = cli("validate", "dags", home=tmp_path, cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr and "unexpectedly" not in out.stdout
+    assert out.stdout.splitlines() == ["dags/big.yaml:3:12: pipeline.retries: integer too long (5,000 digits): no "
+                                       "setting takes a number this big: shorten it, or quote it if it is meant as text"]
+    render = cli("render", "big", "--path", "dags", home=tmp_path, cwd=tmp_path)
+    assert render.returncode == 1 and "Traceback" not in render.stderr
+    assert "dags/big.yaml:3:12: pipeline.retries: integer too long" in render.stderr
+
+
 def test_validate_checks_file_paths_against_the_dags_folder_and_render_names_them(tmp_path):
     folder = tmp_path / "dags"
     (folder / "team" / "sql").mkdir(parents=True)
@@ -237,3 +263,21 @@ def test_ack_and_purge_find_a_results_connection_stored_in_airflows_metadata_dat
 
         assert conn.execute(sa.select(alerts.c.acknowledged_by)).scalar() == "erin"
     engine.dispose()
+
+
+def test_validate_parses_each_file_once(tmp_path, monkeypatch, capsys):
+    from airflow_dataops.cli.main import main
+    from airflow_dataops.config import yaml_loader
+
+    made = []
+
+    class Counting(yaml_loader._Loader):
+        def __init__(self, stream):
+            made.append(1)
+            super().__init__(stream)
+
+    monkeypatch.setattr(yaml_loader, "_Loader", Counting)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    shutil.copy(REPO / "dags" / "orders_daily.yaml", tmp_path / "orders_daily.yaml")
+    assert main(["validate", str(tmp_path / "orders_daily.yaml")]) == 0, capsys.readouterr()
+    assert len(made) == 1

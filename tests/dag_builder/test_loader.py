@@ -82,6 +82,18 @@ def test_the_last_valid_version_stays_scheduled_while_the_file_is_broken(dags_fo
     assert "threshold: expected a whole number, got 'lots'" in bag.dags[standin].doc_md
 
 
+def test_an_integer_too_long_for_python_is_a_stand_in_not_a_crash(dags_folder):
+    write_pipeline(dags_folder, "orders.yaml", "orders")
+    write_pipeline(dags_folder, "big.yaml", "big", extra="  - type: row_count\n    threshold: " + "9" * 5000 + "\n")
+    bag = dagbag(dags_folder)
+    assert bag.import_errors == {}
+    standin = invalid_dag_id("big.yaml")
+    assert set(bag.dag_ids) == {"orders", standin}
+    doc = bag.dags[standin].doc_md
+    assert "big.yaml:13:16: quality_checks[1].threshold: integer too long (5,000 digits)" in doc
+    assert "unexpectedly" not in doc and "needs `threshold`" not in doc  # the one error, said once
+
+
 def test_two_files_with_one_name_are_reported_on_both(dags_folder):
     write_pipeline(dags_folder, "a.yaml", "orders")
     write_pipeline(dags_folder, "b.yaml", "orders")
@@ -274,3 +286,55 @@ def test_specs_cached_by_other_code_are_not_reused(dags_folder, tmp_path, monkey
     # ...other code (an upgrade, an edited editable install) validates the file again.
     monkeypatch.setattr(cache_module, "_CODE_FINGERPRINT", "other-code")
     assert load_pipelines({}, loader, cache_dir=cache_dir)["orders"].owner == "data-team"
+
+
+def test_the_last_valid_version_survives_an_upgrade_and_is_rebuilt_by_the_new_code(dags_folder, tmp_path, monkeypatch):
+    import json
+
+    from airflow_dataops.dag_builder import cache as cache_module
+    from airflow_dataops.dag_builder.loader import load_pipelines
+
+    path = write_pipeline(dags_folder, "orders.yaml", "orders")
+    cache_dir = tmp_path / "cache"
+    loader = str(dags_folder / "dataops_pipelines.py")
+    monkeypatch.setattr(cache_module, "_CODE_FINGERPRINT", "old-code")
+    assert load_pipelines({}, loader, cache_dir=cache_dir)["orders"].owner == "data-team"
+    for entry in cache_dir.glob("[0-9a-f]*.json"):  # marks what the old code built
+        spec = json.loads(entry.read_text())
+        spec["spec"]["default_args"]["owner"] = "built-by-the-old-code"
+        entry.write_text(json.dumps(spec))
+    path.write_text(path.read_text().replace("threshold: 1", "threshold: lots"))
+    monkeypatch.setattr(cache_module, "_CODE_FINGERPRINT", "new-code")  # the upgrade
+    standin = invalid_dag_id("orders.yaml")
+    for attempt in ("first parse after the upgrade", "the next one"):
+        dags = load_pipelines({}, loader, cache_dir=cache_dir)
+        assert set(dags) == {"orders", standin}, attempt
+        # the last valid version, validated and built again by the new code, not the old code's spec
+        assert dags["orders"].owner == "data-team", attempt
+        assert "last valid version of pipeline `orders`" in dags[standin].doc_md
+    # Fixed, broken again, another upgrade: the last valid version is the latest one that validated.
+    path.write_text(path.read_text().replace("threshold: lots", "threshold: 1").replace("data-team", "team-b"))
+    assert load_pipelines({}, loader, cache_dir=cache_dir)["orders"].owner == "team-b"
+    path.write_text(path.read_text().replace("threshold: 1", "threshold: lots"))
+    monkeypatch.setattr(cache_module, "_CODE_FINGERPRINT", "newer-code")
+    assert load_pipelines({}, loader, cache_dir=cache_dir)["orders"].owner == "team-b"
+
+
+def test_a_last_valid_version_the_new_code_refuses_is_dropped(dags_folder, tmp_path, monkeypatch):
+    from airflow_dataops.config import resolve as resolve_module
+    from airflow_dataops.config.errors import ConfigError, ConfigIssue
+    from airflow_dataops.dag_builder import cache as cache_module
+    from airflow_dataops.dag_builder.loader import load_pipelines
+
+    path = write_pipeline(dags_folder, "orders.yaml", "orders")
+    cache_dir = tmp_path / "cache"
+    loader = str(dags_folder / "dataops_pipelines.py")
+    assert set(load_pipelines({}, loader, cache_dir=cache_dir)) == {"orders"}
+    path.write_text(path.read_text().replace("threshold: 1", "threshold: lots"))
+
+    def stricter(text, file, *args, **kwargs):  # the new code refuses what the old one accepted
+        raise ConfigError([ConfigIssue(file, 1, 1, (), "refused by the new rules")])
+
+    monkeypatch.setattr(resolve_module, "resolve", stricter)
+    monkeypatch.setattr(cache_module, "_CODE_FINGERPRINT", "new-code")
+    assert set(load_pipelines({}, loader, cache_dir=cache_dir)) == {invalid_dag_id("orders.yaml")}
