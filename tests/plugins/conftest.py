@@ -39,8 +39,6 @@ def auth_env(airflow_home):
         mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(path))
         mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
         mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "plugin-tests-jwt-secret-0123456789abcdef")
-        # The seeded world is production's: Airflow's own runs count for the environment the page shows.
-        mp.setenv("AIRFLOW__DATAOPS__ENVIRONMENT", "production")
         yield
 
 
@@ -68,6 +66,13 @@ def airflow_api(airflow_db, auth_env):
     with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client
     purge_cached_app()
+
+
+@pytest.fixture()
+def production(monkeypatch):
+    """This deployment is production, the seeded world's environment: Airflow's own runs count
+    where the page shows this deployment's environment."""
+    monkeypatch.setenv("AIRFLOW__DATAOPS__ENVIRONMENT", "production")
 
 
 @pytest.fixture(scope="session")

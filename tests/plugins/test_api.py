@@ -11,6 +11,11 @@ from tests.plugins.conftest import auth
 from tests.plugins.seeding import clear_dag_runs, demo_store
 
 
+@pytest.fixture(autouse=True)
+def _deployment_is_production(production):
+    pass
+
+
 @pytest.fixture()
 def world(store, airflow_api):
     facts = demo_store(store)

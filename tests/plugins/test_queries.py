@@ -118,7 +118,7 @@ def test_latest_freshness_is_the_newest_row_of_every_table_and_column(engine):
     assert summary["freshness"]["table_name"] == "customers"  # the stalest against its SLA
 
 
-def test_on_time_counts_airflows_runs_when_given(engine):
+def test_on_time_counts_airflows_runs_when_given(engine, production, monkeypatch):
     now = dt.datetime(2026, 3, 31, tzinfo=dt.timezone.utc)
     seed(engine, results=[result("p", "checked", "row_count", "passed", now - dt.timedelta(days=1)),
                           result("p", "store_only", "row_count", "passed", now - dt.timedelta(days=2)),
@@ -138,6 +138,12 @@ def test_on_time_counts_airflows_runs_when_given(engine):
     # + failed_early (no results at all); running_ok and queued are not decided yet.
     assert (with_airflow["on_time_runs"], with_airflow["runs_30d"]) == (2, 5)
     assert asked == [(["p"], now - dt.timedelta(days=30))]
+    # Another deployment (staging) shows p's production rows: its own Airflow runs are not p's there.
+    monkeypatch.setenv("AIRFLOW__DATAOPS__ENVIRONMENT", "staging")
+    with engine.connect() as conn:
+        elsewhere = queries.summaries(conn, ["p"], now=now, airflow_runs=airflow_runs)[0]
+    assert elsewhere["environment"] == "production" and (elsewhere["on_time_runs"], elsewhere["runs_30d"]) == (2, 4)
+    assert len(asked) == 1
 
 
 def test_incidents_put_old_open_alerts_first_and_group_their_messages(engine):
