@@ -3,7 +3,19 @@
 
 from __future__ import annotations
 
+import inspect
+from importlib.metadata import version
+
 from airflow_dataops.compat import dagbag_class
+
+#: (major, minor) of the installed Airflow.
+AIRFLOW_VERSION = tuple(int(part) for part in version("apache-airflow-core").split(".")[:2])
+
+#: Airflow 3.1's in-process ``dag.test()`` runs the failure callbacks without ``context["exception"]``
+#: (supervisor.run_task_in_process calls finalize() without setting it; a real worker's task runner
+#: does set it, and 3.3's dag.test() does too). Our TaskFailureNotifier then reads the failure as one
+#: the scheduler inflicted: that is the harness, not what users on 3.1 see.
+DAG_TEST_PASSES_EXCEPTION = AIRFLOW_VERSION >= (3, 2)
 
 DagBag = dagbag_class()
 
@@ -16,6 +28,23 @@ try:
     from airflow.sdk._shared.module_loading import import_string
 except ImportError:  # Airflow 3.1
     from airflow.sdk.module_loading import import_string  # noqa: F401
+
+
+def dagbag(dag_folder: str, bundle_name: str | None = None, **kwargs):
+    """A DagBag; ``bundle_name`` only where DagBag takes it (Airflow 3.2+; 3.1's names the bundle
+    only when the bag is synced: ``sync_bag_to_db(bag, bundle_name, ...)``)."""
+    if bundle_name is not None and "bundle_name" in inspect.signature(DagBag.__init__).parameters:
+        kwargs["bundle_name"] = bundle_name
+    return DagBag(dag_folder=dag_folder, **kwargs)
+
+
+def deadline_alerts_have_names() -> bool:
+    """Airflow 3.2+ names a DeadlineAlert; 3.1's takes no name (compat.deadline_alert drops it)."""
+    try:
+        from airflow.sdk import DeadlineAlert
+    except ImportError:  # Airflow 3.1
+        from airflow.sdk.definitions.deadline import DeadlineAlert
+    return "name" in inspect.signature(DeadlineAlert).parameters
 
 
 def deadline_callback_trigger(callback_path: str, callback_kwargs: dict):
