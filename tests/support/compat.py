@@ -4,18 +4,22 @@
 from __future__ import annotations
 
 import inspect
-from importlib.metadata import version
 
 from airflow_dataops.compat import dagbag_class
 
-#: (major, minor) of the installed Airflow.
-AIRFLOW_VERSION = tuple(int(part) for part in version("apache-airflow-core").split(".")[:2])
 
-#: Airflow 3.1's in-process ``dag.test()`` runs the failure callbacks without ``context["exception"]``
-#: (supervisor.run_task_in_process calls finalize() without setting it; a real worker's task runner
-#: does set it, and 3.3's dag.test() does too). Our TaskFailureNotifier then reads the failure as one
-#: the scheduler inflicted: that is the harness, not what users on 3.1 see.
-DAG_TEST_PASSES_EXCEPTION = AIRFLOW_VERSION >= (3, 2)
+def _dag_test_passes_exception() -> bool:
+    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
+
+    return 'context["exception"]' in inspect.getsource(InProcessTestSupervisor.start)
+
+
+#: Airflow 3.1's in-process ``dag.test()`` (InProcessTestSupervisor.start) runs the failure callbacks
+#: without ``context["exception"]``; a real worker's task runner does set it, and apache/airflow#64568
+#: made dag.test() set it too (3.3 has it). Our TaskFailureNotifier then reads the failure as one the
+#: scheduler inflicted: that is the test harness, not what users on 3.1 see. Read from Airflow's own
+#: source rather than a version number: which 3.2.x took the fix is not something we test.
+DAG_TEST_PASSES_EXCEPTION = _dag_test_passes_exception()
 
 DagBag = dagbag_class()
 
