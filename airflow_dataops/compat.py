@@ -14,7 +14,6 @@ import importlib
 import importlib.util
 import inspect
 import sys
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "AIRFLOW_VERSION",
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",
@@ -52,15 +50,6 @@ __all__ = [
     "file_discovery",
     "newest_asset_event_timestamp",
 ]
-
-
-def _version_tuple(text: str) -> tuple[int, int]:
-    major, minor = (text.split(".") + ["0"])[:2]
-    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
-
-
-#: (major, minor) of the installed Airflow, read from package metadata (no Airflow import).
-AIRFLOW_VERSION = _version_tuple(version("apache-airflow-core"))
 
 
 def cron_timetables() -> tuple[type, type]:

@@ -46,6 +46,22 @@ def pytest_collection_modifyitems(config, items):
             raise pytest.UsageError(f"{item.nodeid}: tests under tests/integration must carry @pytest.mark.integration")
 
 
+@pytest.fixture(autouse=True)
+def _parsing_context_does_not_leak():
+    """Airflow 3.1's dag.test() parses its bundle inside ``_airflow_parsing_context_manager``, which
+    sets ``_AIRFLOW_PARSING_CONTEXT_DAG_ID`` and, when it was unset before, never removes it: every
+    later parse in this process would build only that DAG. A real dag-processor parses in a fresh
+    process each time, so undo it after each test."""
+    names = ("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "_AIRFLOW_PARSING_CONTEXT_TASK_ID")
+    before = {name: os.environ.get(name) for name in names}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     return _HOME

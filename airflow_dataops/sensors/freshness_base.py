@@ -64,7 +64,11 @@ class _FreshnessBase(BaseSensorOperator):
         # Airflow's soft_fail skips on *any* error (BaseSensorOperator.resume_execution and poke's
         # AirflowFailException path): a dropped table would skip the pipeline silently. So Airflow
         # gets soft_fail=False and the timeout handlers below skip only on a timeout.
-        super().__init__(timeout=_seconds(timeout, "timeout"), soft_fail=False, **kwargs)
+        # No timeout given: leave it out, so Airflow applies [sensors] default_timeout (Airflow 3.1
+        # refuses timeout=None; 3.2+ reads None as that default).
+        if timeout is not None:
+            kwargs["timeout"] = _seconds(timeout, "timeout")
+        super().__init__(soft_fail=False, **kwargs)
         self.skip_on_timeout = bool(soft_fail) or on_timeout == "skip"
         self.on_timeout = "skip" if self.skip_on_timeout else "fail"
         self.max_age_s = _seconds(max_age, "max_age")

@@ -255,13 +255,19 @@ with DAG(CTX["dag_id"], schedule=None, start_date=dt.datetime(2026, 1, 1),
 
 
 def test_task_failure_after_last_retry_alerts_once(load_dag, connections, slack, ctx, default_store):
+    from tests.support.compat import DAG_TEST_PASSES_EXCEPTION
+
     alerts = alerts_section({"slack": "#data-alerts"})
     dag = load_dag(ctx["dag_id"], FAILING_SOURCE % {"ctx": json.dumps(ctx), "alerts": json.dumps(alerts)})
     dagrun = dag.test()
 
     assert str(dagrun.state) == "failed"
     [message] = slack.wait_for(1)
-    assert "Task failed: load" in message["text"] and "RuntimeError" in message["text"]
+    assert "Task failed: load" in message["text"]
+    if DAG_TEST_PASSES_EXCEPTION:
+        assert "RuntimeError" in message["text"]
+    else:  # Airflow 3.1's dag.test() gives the callback no exception (tests.support.compat)
+        assert "scheduler marked it failed" in message["text"]
     assert len(slack.wait_for(2, timeout=1)) == 1
 
 

@@ -43,6 +43,6 @@ def write_pipeline(folder: Path, relative: str, name: str, extra: str = "") -> P
 
 
 def dagbag(folder: Path):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.support.compat import DagBag
 
     return DagBag(dag_folder=str(folder), safe_mode=True)

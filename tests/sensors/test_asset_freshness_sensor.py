@@ -64,9 +64,12 @@ def test_a_stale_event_fails_with_its_timestamp(load_dag, dag_id, capfd):
     old = dt.datetime.now(UTC) - dt.timedelta(hours=3)
     # dag.test() syncs the DAG (and its asset) first: run it once with the sensor's upstream
     # skipped is not possible, so register the asset ourselves the way the dag-processor would.
-    from tests.support.compat import DagBag, sync_bag_to_db
+    from tests.support.compat import dagbag, sync_bag_to_db
 
-    bag = DagBag(dag_folder=str(dag.fileloc), bundle_name="dags-folder")
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    DagBundlesManager().sync_bundles_to_db()  # the dag table refers to the bundle (dag.test() does this too)
+    bag = dagbag(str(dag.fileloc), bundle_name="dags-folder")
     sync_bag_to_db(bag, "dags-folder", None)
     with create_session() as session:
         asset = session.query(AssetModel).filter(AssetModel.uri == uri).one()

@@ -407,6 +407,7 @@ def test_on_timeout_skip_still_fails_and_alerts_on_a_real_error(tmp_path, load_d
     upstream_failed), whatever the mode, and the channel hears a task_failed naming the table."""
     import json
 
+    from tests.support.compat import DAG_TEST_PASSES_EXCEPTION
     from tests.support.fake_slack import FakeSlack
 
     sqlite_src.insert_age(7200)
@@ -428,7 +429,11 @@ def test_on_timeout_skip_still_fails_and_alerts_on_a_real_error(tmp_path, load_d
     assert states(dr) == {"wait_for_events": "failed", "after": "upstream_failed"}
     assert time.monotonic() - started < 45, "an error must not wait for the timeout"
     text = messages[0]["text"]
-    assert "Task failed: wait_for_events" in text and "no such table" in text, text
+    assert "Task failed: wait_for_events" in text, text
+    if DAG_TEST_PASSES_EXCEPTION:
+        assert "no such table" in text, text
+    else:  # Airflow 3.1's dag.test() gives the callback no exception (tests.support.compat)
+        assert "scheduler marked it failed" in text, text
     logs = capfd.readouterr()
     assert "no such table" in logs.out + logs.err  # the task's real log...
     assert slack.token not in logs.out + logs.err  # ...never shows the Slack token
