@@ -122,3 +122,19 @@ def load_dag(tmp_path, monkeypatch, airflow_db):
         return bag.get_dag(dag_id)
 
     return load
+
+
+@pytest.fixture()
+def yaml_parses(monkeypatch):
+    """A list that gains an entry each time a pipeline file's YAML parser is made (one per parse)."""
+    from airflow_dataops.config import yaml_loader
+
+    made: list[int] = []
+
+    class Counting(yaml_loader._Loader):
+        def __init__(self, stream):
+            made.append(1)
+            super().__init__(stream)
+
+    monkeypatch.setattr(yaml_loader, "_Loader", Counting)
+    return made

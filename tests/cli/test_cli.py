@@ -265,18 +265,10 @@ def test_ack_and_purge_find_a_results_connection_stored_in_airflows_metadata_dat
     engine.dispose()
 
 
-def test_validate_parses_each_file_once(tmp_path, monkeypatch, capsys):
+def test_validate_parses_each_file_once(tmp_path, monkeypatch, capsys, yaml_parses):
     from airflow_dataops.cli.main import main
-    from airflow_dataops.config import yaml_loader
 
-    made = []
-
-    class Counting(yaml_loader._Loader):
-        def __init__(self, stream):
-            made.append(1)
-            super().__init__(stream)
-
-    monkeypatch.setattr(yaml_loader, "_Loader", Counting)
+    made = yaml_parses
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     shutil.copy(REPO / "dags" / "orders_daily.yaml", tmp_path / "orders_daily.yaml")
     assert main(["validate", str(tmp_path / "orders_daily.yaml")]) == 0, capsys.readouterr()

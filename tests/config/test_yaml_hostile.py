@@ -103,15 +103,8 @@ def test_an_alias_bomb_is_refused_without_expanding_it():
     assert loaded.data["pipeline"]["tags"] is None
 
 
-def test_each_file_is_parsed_once(monkeypatch):
-    made = []
-
-    class Counting(yaml_loader._Loader):
-        def __init__(self, stream):
-            made.append(1)
-            super().__init__(stream)
-
-    monkeypatch.setattr(yaml_loader, "_Loader", Counting)
+def test_each_file_is_parsed_once(yaml_parses):
+    made = yaml_parses
     load_yaml("a: &a [1]\nb: *a\npipeline:\n  name: p\n", "alias.yaml")
     assert len(made) == 1
     made.clear()
